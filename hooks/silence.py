@@ -1,0 +1,109 @@
+"""`silence`: zero one (or several) attention heads at one token position.
+
+    with silence(model, layer=5, head=3, token=4):
+        out = model(input_ids)
+
+A forward pre-hook on block `layer`'s attention output projection zeroes columns
+head*head_dim:(head+1)*head_dim of its input at sequence position `token`, for every
+batch row and every forward pass inside the `with`. Nothing else is touched. Leaving the
+`with` removes the hooks, also when the forward pass raises.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from contextlib import contextmanager
+from typing import Iterable, Iterator, NamedTuple
+
+import torch
+
+from hooks.architectures import Layout, layout_of
+
+
+class Site(NamedTuple):
+    """One place to silence: head `head` of block `layer` at sequence position `token`."""
+
+    layer: int
+    head: int
+    token: int
+
+    @property
+    def label(self) -> str:
+        return f"L{self.layer:02d}-H{self.head:02d}-T{self.token}"
+
+
+def _check_token(token: int, seq_len: int) -> None:
+    if not 0 <= token < seq_len:
+        raise ValueError(
+            f"token position {token} is out of range for an input of {seq_len} tokens: "
+            f"pass a position in 0..{seq_len - 1}"
+        )
+
+
+def _zero_heads(x: torch.Tensor, sites: list[Site], head_dim: int) -> torch.Tensor:
+    """x: [batch, seq, n_heads*head_dim] -> a copy with each site's head slice zeroed."""
+    x = x.clone()
+    for site in sites:
+        _check_token(site.token, x.shape[1])
+        x[:, site.token, site.head * head_dim:(site.head + 1) * head_dim] = 0
+    return x
+
+
+@contextmanager
+def pre_hooks(model: torch.nn.Module, layout: Layout, edits: dict) -> Iterator[None]:
+    """Install `edits[layer](x) -> x` as forward pre-hooks on the output projections.
+
+    The one place where this project attaches hooks to a model: every hook it installs
+    is removed when the block exits, however it exits.
+    """
+    handles = []
+    try:
+        for layer, edit in edits.items():
+            def hook(module, args, kwargs, edit=edit):
+                return (edit(args[0]), *args[1:]), kwargs
+            proj = layout.out_proj(model, layer)
+            handles.append(proj.register_forward_pre_hook(hook, with_kwargs=True))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def as_sites(layer=None, head=None, token=None, sites: Iterable | None = None) -> list[Site]:
+    """Normalise the two call forms of `silence` into a list of Sites."""
+    single = (layer, head, token)
+    if sites is None:
+        if any(v is None for v in single):
+            raise TypeError("silence() needs layer, head and token, or sites=[(layer, head, token), ...]")
+        return [Site(layer, head, token)]
+    if any(v is not None for v in single):
+        raise TypeError("pass either layer/head/token or sites=..., not both")
+    out = []
+    for s in sites:
+        if len(s) != 3:
+            raise ValueError(f"site {s!r} must be a (layer, head, token) triple")
+        out.append(Site(*s))
+    if not out:
+        raise ValueError("sites=[] silences nothing: pass at least one (layer, head, token)")
+    return out
+
+
+@contextmanager
+def silence(model: torch.nn.Module, layer: int | None = None, head: int | None = None,
+            token: int | None = None, *, sites: Iterable | None = None) -> Iterator[list[Site]]:
+    """Zero head `head` of block `layer` at position `token` (or every site in `sites`).
+
+    Works for any batch size; every batch row is silenced at the same sites. Raises a
+    ValueError naming the bad value for a layer or head that does not exist (at once)
+    or a token past the end of the input (at the forward pass).
+    """
+    layout = layout_of(model)
+    site_list = as_sites(layer, head, token, sites)
+    by_layer: dict[int, list[Site]] = defaultdict(list)
+    for site in site_list:
+        layout.check(site.layer, site.head)
+        if not isinstance(site.token, int) or site.token < 0:
+            raise ValueError(f"token position {site.token!r} must be an int >= 0")
+        by_layer[site.layer].append(site)
+    edits = {L: (lambda x, s=s: _zero_heads(x, s, layout.head_dim)) for L, s in by_layer.items()}
+    with pre_hooks(model, layout, edits):
+        yield site_list
