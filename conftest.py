@@ -1,0 +1,174 @@
+"""Wiring: options, the model fixture (once per worker), parametrization over every
+layer x head, and the report that the controller assembles from all workers' results.
+
+Where numbers come from: hooks/ changes the model, metrics/ measures; tests/ record what
+they measured as `user_properties`, which pytest-xdist ships to the controller; the
+controller writes results/<model>/ from them (metrics/report.py).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hooks.architectures import ARCHITECTURES
+from hooks.loading import ModelChoice, ModelNotAvailable, load, read_config, resolve
+from metrics.study import MAX_DELTA, PAIRS, SENTENCE, SILENCE_WORD, Plan, Question, parse_pair, plan, run_study
+from metrics.tokens import WordNotFound
+
+ROOT = Path(__file__).resolve().parent
+RECORD_KINDS = ("scenario", "baseline", "block", "control")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("study", "the head-silencing study")
+    group.addoption("--model", default=os.environ.get("STUDY_MODEL", "auto"),
+                    help="auto (default; GPT-2 Large if cached, else SmolLM2-135M), gpt2, gpt2-medium, "
+                         "gpt2-large, gpt2-xl, smollm2-135m, or a local checkpoint folder. Env: STUDY_MODEL")
+    group.addoption("--device", default=os.environ.get("STUDY_DEVICE", "cpu"),
+                    help="torch device for the study model: cpu (default) or cuda. Env: STUDY_DEVICE")
+    group.addoption("--sentence", default=SENTENCE, help=f"the sentence (default: {SENTENCE!r})")
+    group.addoption("--silence-word", default=SILENCE_WORD,
+                    help=f"the word whose last token is silenced (default: {SILENCE_WORD}); word#2 for its 2nd occurrence")
+    group.addoption("--pair", action="append", default=None, metavar="A:B",
+                    help="a word pair to compare, repeatable; the first is the tested pair "
+                         f"(default: {' '.join(a + ':' + b for a, b in PAIRS)})")
+    group.addoption("--engine", default="fast", choices=("fast", "naive"),
+                    help="how the sweep of all layer x head silencings is computed: fast (default) "
+                         "or naive (one plain silenced forward pass per head, the reference)")
+    group.addoption("--max-delta", type=float, default=MAX_DELTA,
+                    help=f"largest |change| in the tested pair's cosine one head may cause (default {MAX_DELTA})")
+    group.addoption("--results-dir", default=str(ROOT / "results"),
+                    help="where results/<model>/ is written (default: ./results)")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything resolved at start-up, before any weights are loaded."""
+
+    choice: ModelChoice
+    n_layers: int
+    n_heads: int
+    plan: Plan
+    device: str
+    engine: str
+    max_delta: float
+
+
+SETUP = pytest.StashKey[Setup]()
+
+
+def _make_setup(config) -> Setup:
+    from transformers import AutoTokenizer
+
+    choice = resolve(config.getoption("model"))
+    model_config = read_config(choice)
+    if model_config.model_type not in ARCHITECTURES:
+        raise ModelNotAvailable(
+            f"--model {choice.name}: unsupported architecture {model_config.model_type!r}; "
+            f"supported families are {', '.join(sorted(ARCHITECTURES))} (add a row to hooks/architectures.py)")
+    tokenizer = AutoTokenizer.from_pretrained(choice.source, local_files_only=True)
+    pairs = tuple(parse_pair(p) for p in config.getoption("pair")) if config.getoption("pair") else PAIRS
+    question = Question(config.getoption("sentence"), config.getoption("silence_word"), pairs)
+    max_tokens = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
+    device = config.getoption("device")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ModelNotAvailable(f"--device {device!r}: use cpu or cuda")
+    if device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise ModelNotAvailable(f"--device {device}: no CUDA device on this machine; use --device cpu")
+    return Setup(choice, model_config.num_hidden_layers, model_config.num_attention_heads,
+                 plan(tokenizer, question, max_tokens), device,
+                 config.getoption("engine"), config.getoption("max_delta"))
+
+
+def pytest_configure(config):
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        # Workers share the machine's cores: more torch threads than cores would only thrash.
+        import torch
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(worker["workercount"])))
+    try:
+        config.stash[SETUP] = _make_setup(config)
+    except (ModelNotAvailable, WordNotFound) as err:
+        raise pytest.UsageError(str(err)) from None
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        config.pluginmanager.register(StudyReport(config), "study-report")
+
+
+def pytest_report_header(config):
+    s = config.stash[SETUP]
+    pieces = "|".join(s.plan.tokens.pieces)
+    return [
+        f"model: {s.choice.name} ({s.choice.source}), {s.n_layers} blocks x {s.n_heads} heads, "
+        f"device {s.device}, engine {s.engine}",
+        f"why this model: {s.choice.reason}",
+        f"sentence: {s.plan.question.sentence!r} -> {pieces}",
+        f"silenced token: {s.plan.tokens.pieces[s.plan.token]!r} (index {s.plan.token}); pairs: "
+        + ", ".join(f"{p.label} ({p.i}, {p.j})" for p in s.plan.pairs),
+    ]
+
+
+def pytest_generate_tests(metafunc):
+    setup = metafunc.config.stash[SETUP]
+    if "site" in metafunc.fixturenames:
+        sites = [(L, h) for L in range(setup.n_layers) for h in range(setup.n_heads)]
+        metafunc.parametrize("site", sites, ids=[f"L{L:02d}-H{h:02d}" for L, h in sites])
+    if "block" in metafunc.fixturenames:
+        metafunc.parametrize("block", range(setup.n_layers), ids=[f"L{L:02d}" for L in range(setup.n_layers)])
+
+
+@pytest.fixture(scope="session")
+def setup(pytestconfig) -> Setup:
+    return pytestconfig.stash[SETUP]
+
+
+@pytest.fixture(scope="session")
+def study_model(setup):
+    """(model, tokenizer) of the study, loaded once per worker."""
+    return load(setup.choice, setup.device)
+
+
+@pytest.fixture(scope="session")
+def study(setup, study_model):
+    """The StudyRun: one clean pass and every single-head silencing, once per worker."""
+    model, _ = study_model
+    return run_study(model, setup.plan, setup.engine)
+
+
+@pytest.fixture
+def record(request):
+    """record(kind, row): ship a measured row to the controller's report."""
+    def _record(kind: str, row: dict) -> None:
+        assert kind in RECORD_KINDS, kind
+        request.node.user_properties.append((kind, row))
+    return _record
+
+
+class StudyReport:
+    """Controller-side plugin: gathers every worker's recorded rows, writes the report."""
+
+    def __init__(self, config):
+        self.config = config
+        self.records: list[tuple[str, dict]] = []
+        self.report = None
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call":
+            self.records.extend((k, row) for k, row in report.user_properties if k in RECORD_KINDS)
+
+    def pytest_sessionfinish(self, session):
+        if self.records:
+            from metrics.report import write_report
+
+            self.report = write_report(Path(self.config.getoption("results_dir")),
+                                       self.config.stash[SETUP], self.records)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.report is not None:
+            terminalreporter.section("study verdict")
+            for line in self.report.summary_lines():
+                terminalreporter.write_line(line)

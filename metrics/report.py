@@ -1,0 +1,174 @@
+"""Write a run's results a person can read: results/<model>/{scenarios,blocks}.csv,
+summary.json and the study's figures as PNG.
+
+Input is the list of (kind, row) records the tests shipped to the controller, so the
+report shows exactly what the tests measured. Files are written to a temporary name and
+renamed, so a reader never sees a half-written file. Rows are sorted and floats printed
+with a fixed format, so the same measurements give byte-identical files.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from metrics.statistics import block_tests
+
+SCENARIO_COLUMNS = ("model", "sentence", "layer", "head", "token", "pair", "clean", "silenced", "delta")
+BLOCK_COLUMNS = ("pair", "layer", "n", "mean_delta", "t", "p", "threshold", "significant")
+
+
+def _fmt(v):
+    if isinstance(v, bool) or v is None:
+        return str(v).lower() if isinstance(v, bool) else ""
+    if isinstance(v, float):
+        return f"{v:.9g}"
+    return str(v)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv(rows, columns) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_fmt(r[c]) for c in columns])
+    return buf.getvalue().encode()
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "scipy", "numpy"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@dataclass
+class Report:
+    folder: Path
+    model: str
+    n_layers: int
+    n_heads: int
+    tested_pair: str
+    beats: int | None            # blocks where pair 1 > pair 2 (clean), if recorded
+    n_blocks: int
+    tests: list                  # BlockTest of the tested pair
+    complete: bool
+    n_scenarios: int
+
+    @property
+    def n_significant(self) -> int:
+        return sum(t.significant for t in self.tests)
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"model {self.model}: {self.n_scenarios} scenarios"
+                 + ("" if self.complete else " (PARTIAL run: not every layer x head was recorded)")
+                 + f", results in {self.folder}"]
+        if self.beats is not None:
+            lines.append(f"baseline: {self.tested_pair} higher than the comparison pair at "
+                         f"{self.beats} of {self.n_blocks} blocks")
+        if self.tests:
+            lines.append(f"{'block':>5} {'mean delta':>11} {'t':>8} {'p':>8}  significant (p < {self.tests[0].threshold:.2g})")
+            for t in self.tests:
+                lines.append(f"{t.layer:>5} {t.mean_delta:>+11.2e} {t.t:>8.2f} {t.p:>8.3f}  {'YES' if t.significant else 'no'}")
+            lines.append(f"verdict: {self.n_significant} of {len(self.tests)} blocks significant after "
+                         f"Bonferroni for {self.tested_pair}")
+        return lines
+
+
+def write_report(results_dir: Path, setup, records) -> Report:
+    plan = setup.plan
+    folder = results_dir / setup.choice.name
+    scen = sorted((r for k, r in records if k == "scenario"), key=lambda r: (r["pair"], r["layer"], r["head"]))
+    base = sorted((r for k, r in records if k == "baseline"), key=lambda r: (r["pair"], r["layer"]))
+    controls = sorted((r for k, r in records if k == "control"), key=lambda r: (r["name"], r.get("layer", -1)))
+    common = {"model": setup.choice.name, "sentence": plan.question.sentence}
+    scen = [{**common, **r} for r in scen]
+    pairs = [p.label for p in plan.pairs]
+    tested = pairs[0]
+
+    block_rows, tests_by_pair = [], {}
+    for pair in pairs:
+        rows = [r for r in scen if r["pair"] == pair]
+        layers = sorted({r["layer"] for r in rows})
+        full = [L for L in layers if sum(r["layer"] == L for r in rows) == setup.n_heads]
+        if not full:
+            continue
+        deltas = np.array([[r["delta"] for r in rows if r["layer"] == L] for L in full])
+        tests = block_tests(deltas, full)
+        # Bonferroni over every block of the model, even when a partial run tested fewer.
+        tests = [type(t)(t.layer, t.n, t.mean_delta, t.t, t.p, 0.05 / setup.n_layers,
+                         t.p < 0.05 / setup.n_layers) for t in tests]
+        tests_by_pair[pair] = tests
+        block_rows += [{"pair": pair, **t.as_row()} for t in tests]
+
+    clean = {pair: {r["layer"]: r["clean"] for r in base if r["pair"] == pair} for pair in pairs}
+    beats = None
+    if len(pairs) > 1 and len(clean[pairs[0]]) == setup.n_layers and len(clean[pairs[1]]) == setup.n_layers:
+        beats = sum(clean[pairs[0]][L] > clean[pairs[1]][L] for L in range(setup.n_layers))
+
+    n_expected = setup.n_layers * setup.n_heads
+    n_scen = len({(r["layer"], r["head"]) for r in scen})
+    report = Report(folder, setup.choice.name, setup.n_layers, setup.n_heads, tested, beats,
+                    setup.n_layers, tests_by_pair.get(tested, []), n_scen == n_expected, n_scen)
+
+    summary = {
+        "model": setup.choice.name,
+        "model_source": setup.choice.source,
+        "why_this_model": setup.choice.reason,
+        "n_layers": setup.n_layers,
+        "n_heads": setup.n_heads,
+        "engine": setup.engine,
+        "versions": versions(),
+        "sentence": plan.question.sentence,
+        "tokens": plan.tokens.pieces,
+        "token_ids": plan.tokens.ids,
+        "silenced_word": plan.question.silence_word,
+        "silenced_token_index": plan.token,
+        "pairs": {p.label: [p.i, p.j] for p in plan.pairs},
+        "thresholds": {"alpha": 0.05, "bonferroni": 0.05 / setup.n_layers,
+                       "max_abs_delta_per_head": setup.max_delta,
+                       "baseline_min_fraction": 0.9},
+        "complete": report.complete,
+        "scenarios_recorded": n_scen,
+        "clean_cosine": {pair: [clean[pair].get(L) for L in range(setup.n_layers)] for pair in pairs},
+        "controls": controls,
+        "verdict": {
+            "tested_pair": tested,
+            "pair_beats_comparison_blocks": beats,
+            "blocks": setup.n_layers,
+            "significant_blocks_bonferroni": report.n_significant if report.tests else None,
+            "max_abs_delta": max((abs(r["delta"]) for r in scen if r["pair"] == tested), default=None),
+        },
+    }
+    atomic_write(folder / "scenarios.csv", _csv(scen, SCENARIO_COLUMNS))
+    atomic_write(folder / "blocks.csv", _csv(block_rows, BLOCK_COLUMNS))
+    atomic_write(folder / "summary.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    from metrics.plots import draw_all
+
+    draw_all(folder, setup, clean, scen, tests_by_pair)
+    return report

@@ -1,0 +1,74 @@
+"""Bad input gets one clear line at start-up (not a torch traceback, not a wrong answer).
+
+Each case runs pytest as a user would, in a subprocess, and reads what it prints.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pytest(*args, env=None):
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    full_env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist",
+                           "tests/test_study.py", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def bert_folder(tmp_path_factory):
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("bert")
+    BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, vocab_size=50)).save_pretrained(folder)
+    return folder
+
+
+# name: (pytest options, the line the user must see); {empty}, {broken}, {bert} are folders.
+CASES = {
+    "word not in sentence": (["--silence-word", "mango"], "the word 'mango' is not in the sentence"),
+    "word occurs twice": (["--sentence", "pizza with pineapple beats pizza", "--pair", "pineapple:pizza"],
+                          "the word 'pizza' occurs 2 times in the sentence; say which one with pizza#1"),
+    "occurrence out of range": (["--pair", "pineapple:pizza#3"], "occurs 1 time(s); use pizza#1"),
+    "part of a word": (["--silence-word", "pine"], "the word 'pine' is not in the sentence"),
+    "empty sentence": (["--sentence", ""], "the sentence is empty"),
+    "blank sentence": (["--sentence", "   "], "the sentence is empty"),
+    "pair without colon": (["--pair", "pineapple"], "--pair 'pineapple' must look like word:word"),
+    "pair of one token": (["--pair", "pizza:pizza"], "names the same token twice"),
+    "unknown model name": (["--model", "gpt5"], "--model 'gpt5' is neither a known name nor a readable folder"),
+    "folder without checkpoint": (["--model", "{empty}"], "the folder has no config.json"),
+    "unreadable checkpoint": (["--model", "{broken}"], "could not read the config"),
+    "unsupported architecture": (["--model", "{bert}"], "unsupported architecture 'bert'"),
+    "gpt2-large without weights or network": (["--model", "gpt2-large"],
+                                              "weights are not in the local Hugging Face cache"),
+    "cuda without a gpu": (["--device", "cuda"], "no CUDA device on this machine"),
+    "unknown device": (["--device", "tpu"], "--device 'tpu': use cpu or cuda"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_one_clear_line(case, tmp_path, bert_folder):
+    if case == "cuda without a gpu":
+        import torch
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{ this is not json")
+    folders = {"empty": tmp_path / "empty", "broken": tmp_path / "broken", "bert": bert_folder}
+    args, message = CASES[case]
+    args = [a.format(**folders) for a in args]
+    env = {"HF_HOME": str(tmp_path / "hf")} if "gpt2-large" in case else None
+    code, out = _pytest(*args, env=env)
+    assert code != 0, f"pytest accepted {args}:\n{out[-2000:]}"
+    assert message in out, f"expected {message!r} in:\n{out[-2000:]}"
+    assert "Traceback" not in out, out[-3000:]
+    error_lines = [line for line in out.splitlines() if line.startswith("ERROR:")]
+    assert len(error_lines) == 1, out[-2000:]
