@@ -40,6 +40,8 @@ def pytest_addoption(parser):
                          "or naive (one plain silenced forward pass per head, the reference)")
     group.addoption("--max-delta", type=float, default=MAX_DELTA,
                     help=f"largest |change| in the tested pair's cosine one head may cause (default {MAX_DELTA})")
+    group.addoption("--update-golden", action="store_true",
+                    help="rewrite tests/golden/*.json from this run instead of comparing with it")
     group.addoption("--results-dir", default=str(ROOT / "results"),
                     help="where results/<model>/ is written (default: ./results)")
 
@@ -155,19 +157,26 @@ class StudyReport:
         self.config = config
         self.records: list[tuple[str, dict]] = []
         self.report = None
+        self.interrupted = False
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call":
             self.records.extend((k, row) for k, row in report.user_properties if k in RECORD_KINDS)
 
-    def pytest_sessionfinish(self, session):
-        if self.records:
+    def pytest_sessionfinish(self, session, exitstatus):
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.interrupted = True
+        elif self.records:
             from metrics.report import write_report
 
             self.report = write_report(Path(self.config.getoption("results_dir")),
                                        self.config.stash[SETUP], self.records)
 
     def pytest_terminal_summary(self, terminalreporter):
+        if self.interrupted and self.records:
+            folder = Path(self.config.getoption("results_dir")) / self.config.stash[SETUP].choice.name
+            terminalreporter.write_line(f"run interrupted: report not written; {folder} keeps the "
+                                        "previous complete report, if any")
         if self.report is not None:
             terminalreporter.section("study verdict")
             for line in self.report.summary_lines():

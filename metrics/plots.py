@@ -2,25 +2,24 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from metrics.report import atomic_write  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def _png(fig) -> bytes:
     buf = io.BytesIO()
-    # A fixed creation date in the metadata keeps the bytes reproducible.
+    # No software/version text in the metadata: the same figure gives the same bytes.
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    return buf.getvalue()
 
 
-def draw_all(folder: Path, setup, clean: dict, scenarios: list, tests_by_pair: dict) -> None:
+def draw_all(setup, clean: dict, scenarios: list, tests_by_pair: dict) -> dict[str, bytes]:
+    """The study's figures as {file name: PNG bytes}."""
+    files = {}
     pairs = [p.label for p in setup.plan.pairs]
     n = setup.n_layers
     model = setup.choice.name
@@ -31,12 +30,12 @@ def draw_all(folder: Path, setup, clean: dict, scenarios: list, tests_by_pair: d
             ax.plot(range(n), [clean[pair][L] for L in range(n)], "o-", label=pair, ms=4)
         ax.set(xlabel="block", ylabel="cosine similarity", title=f"{model}: clean model, per block")
         ax.legend()
-        _save(fig, folder / "baseline.png")
+        files["baseline.png"] = _png(fig)
 
     tested = pairs[0]
     rows = [r for r in scenarios if r["pair"] == tested]
     if not rows:
-        return
+        return files
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     left.plot([r["layer"] for r in rows], [r["silenced"] for r in rows], "o", mfc="none", ms=5, alpha=0.6,
               label="one head silenced")
@@ -56,4 +55,5 @@ def draw_all(folder: Path, setup, clean: dict, scenarios: list, tests_by_pair: d
     right.legend()
     fig.suptitle(f"{model}: silencing each head at {setup.plan.tokens.pieces[setup.plan.token]!r}")
     fig.tight_layout()
-    _save(fig, folder / "silencing.png")
+    files["silencing.png"] = _png(fig)
+    return files

@@ -2,9 +2,12 @@
 summary.json and the study's figures as PNG.
 
 Input is the list of (kind, row) records the tests shipped to the controller, so the
-report shows exactly what the tests measured. Files are written to a temporary name and
-renamed, so a reader never sees a half-written file. Rows are sorted and floats printed
-with a fixed format, so the same measurements give byte-identical files.
+report shows exactly what the tests measured. Rows are sorted and floats printed with a
+fixed format, so the same measurements give byte-identical files.
+
+Only a complete run is published, and as a whole: every file is written into a staging
+folder first, which then replaces results/<model>/ by rename. A run that is interrupted
+or misses scenarios (Ctrl-C, a crashed worker, -k) leaves the previous complete report.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +37,28 @@ def _fmt(v):
     return str(v)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def publish(folder: Path, files: dict[str, bytes]) -> None:
+    """Replace `folder` by a folder holding exactly `files`, never leaving a mixture.
+
+    Between the two renames there is an instant with no folder at all: a reader sees the
+    old complete report, the new one, or none, never a half-written one.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
-        os.replace(tmp, path)
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; results are for everyone to read
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+            os.replace(folder, old)
+        os.replace(staging, folder)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _csv(rows, columns) -> bytes:
@@ -79,15 +94,19 @@ class Report:
     tests: list                  # BlockTest of the tested pair
     complete: bool
     n_scenarios: int
+    published: bool = False
 
     @property
     def n_significant(self) -> int:
         return sum(t.significant for t in self.tests)
 
     def summary_lines(self) -> list[str]:
-        lines = [f"model {self.model}: {self.n_scenarios} scenarios"
-                 + ("" if self.complete else " (PARTIAL run: not every layer x head was recorded)")
-                 + f", results in {self.folder}"]
+        if self.published:
+            lines = [f"model {self.model}: {self.n_scenarios} scenarios, results in {self.folder}"]
+        else:
+            lines = [f"model {self.model}: PARTIAL run, {self.n_scenarios} of {self.n_layers * self.n_heads} "
+                     f"scenarios recorded: report not written; {self.folder} keeps the previous "
+                     "complete report, if any"]
         if self.beats is not None:
             lines.append(f"baseline: {self.tested_pair} higher than the comparison pair at "
                          f"{self.beats} of {self.n_blocks} blocks")
@@ -165,10 +184,17 @@ def write_report(results_dir: Path, setup, records) -> Report:
             "max_abs_delta": max((abs(r["delta"]) for r in scen if r["pair"] == tested), default=None),
         },
     }
-    atomic_write(folder / "scenarios.csv", _csv(scen, SCENARIO_COLUMNS))
-    atomic_write(folder / "blocks.csv", _csv(block_rows, BLOCK_COLUMNS))
-    atomic_write(folder / "summary.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    if not report.complete:
+        report.published = False
+        return report
     from metrics.plots import draw_all
 
-    draw_all(folder, setup, clean, scen, tests_by_pair)
+    files = {
+        "scenarios.csv": _csv(scen, SCENARIO_COLUMNS),
+        "blocks.csv": _csv(block_rows, BLOCK_COLUMNS),
+        "summary.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
+        **draw_all(setup, clean, scen, tests_by_pair),
+    }
+    publish(folder, files)
+    report.published = True
     return report

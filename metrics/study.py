@@ -140,11 +140,24 @@ def _controls(model, input_ids, token, n_layers, n_heads):
 
 
 @torch.no_grad()
-def run_study(model, plan_: Plan, engine: str = "fast") -> StudyRun:
+def run_study(model, plan_: Plan, engine: str = "fast", controls: bool = True) -> StudyRun:
+    """One clean pass, the sweep of every single-head silencing, and (optionally) the
+    macroscopic controls; tensors are returned on the CPU."""
     layout = layout_of(model)
     device = next(model.parameters()).device
     input_ids = torch.tensor([plan_.tokens.ids], device=device)
     clean = block_outputs(model(input_ids, output_hidden_states=True).hidden_states)
     silenced = sweep(model, input_ids, plan_.token, "block", engine=engine)
-    whole, leave_one_in = _controls(model, input_ids, plan_.token, layout.n_layers, layout.n_heads)
+    empty = torch.empty(0)
+    whole, leave_one_in = (_controls(model, input_ids, plan_.token, layout.n_layers, layout.n_heads)
+                           if controls else (empty, empty))
     return StudyRun(plan_, clean.cpu(), silenced.cpu(), whole.cpu(), leave_one_in.cpu(), engine)
+
+
+def synthetic_plan(ids: list[int], token: int, pairs: list[tuple[int, int]]) -> Plan:
+    """A Plan over raw token ids (tiny random models have no tokenizer): words are named
+    by their positions, e.g. pair (4, 8) is labelled "t4-t8"."""
+    pieces = [f"t{i}" for i in range(len(ids))]
+    tokens = Tokens(" ".join(pieces), list(ids), pieces, [(0, 0)] * len(ids))
+    question = Question(tokens.sentence, pieces[token], tuple((pieces[i], pieces[j]) for i, j in pairs))
+    return Plan(question, tokens, token, tuple(Pair(pieces[i], pieces[j], i, j) for i, j in pairs))

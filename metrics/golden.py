@@ -1,0 +1,70 @@
+"""Golden results: the study's numbers for a model, checked in, compared on every run.
+
+A golden file holds the clean cosine per block for every pair and the per-(layer, head)
+differences of the tested pair, plus the library versions that produced them. A run
+whose numbers differ from it by more than TOLERANCE fails the gate and names every value
+that drifted. `pytest --update-golden` rewrites the file on purpose; review its diff
+like code.
+
+TOLERANCE is absolute, in cosine units: 2e-5. The same numbers computed by the fast and
+the naive engine differ by about 1e-6, and float32 reductions by other BLAS kernels by a
+few 1e-6; a real change (a changed kernel, a wrong hook, a perturbed weight) moves the
+differences, which are around 1e-3, by far more.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TOLERANCE = 2e-5
+
+
+def numbers(run) -> dict:
+    """The gated numbers of a StudyRun (metrics.study), as plain lists."""
+    tested = run.plan.pairs[0]
+    return {
+        "tokens": run.plan.tokens.ids,
+        "clean_cosine": {p.label: [round(v, 9) for v in run.clean_cosine(p).tolist()] for p in run.plan.pairs},
+        "deltas": {tested.label: [[round(v, 9) for v in row] for row in run.deltas(tested).tolist()]},
+    }
+
+
+def compare(golden: dict, actual: dict, tolerance: float = TOLERANCE) -> list[str]:
+    """One line per value that drifted by more than `tolerance` (empty: no drift)."""
+    problems = []
+    if golden.get("tokens") != actual["tokens"]:
+        return [f"token ids changed: golden {golden.get('tokens')}, now {actual['tokens']} "
+                "(a tokenizer change; every number below would differ)"]
+    for kind in ("clean_cosine", "deltas"):
+        for pair, want in golden[kind].items():
+            got = actual[kind].get(pair)
+            if got is None:
+                problems.append(f"{kind}[{pair}]: in the golden file, not computed by this run")
+                continue
+            flat_want, flat_got, names = _flatten(want), _flatten(got), _names(kind, pair, want)
+            if len(flat_want) != len(flat_got):
+                problems.append(f"{kind}[{pair}]: golden has {len(flat_want)} values, this run {len(flat_got)}")
+                continue
+            for name, w, g in zip(names, flat_want, flat_got):
+                if abs(w - g) > tolerance:
+                    problems.append(f"{name}: golden {w:+.6f}, now {g:+.6f} (|diff| {abs(w - g):.1e} > {tolerance:.0e})")
+    return problems
+
+
+def _flatten(values):
+    return [v for row in values for v in row] if values and isinstance(values[0], list) else list(values)
+
+
+def _names(kind, pair, values):
+    if values and isinstance(values[0], list):
+        return [f"{kind}[{pair}][L{L:02d}-H{h:02d}]" for L, row in enumerate(values) for h in range(len(row))]
+    return [f"{kind}[{pair}][L{L:02d}]" for L in range(len(values))]
+
+
+def load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def save(path: Path, actual: dict, versions: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"versions": versions, "tolerance": TOLERANCE, **actual}, indent=1) + "\n")

@@ -1,0 +1,69 @@
+"""Regression gate: this run's numbers equal the checked-in golden ones (tests/golden/).
+
+`pytest --update-golden` rewrites the files on purpose; review their diff like code.
+"""
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from metrics import golden
+from metrics.report import versions
+from metrics.study import Question, run_study, synthetic_plan
+from tests.tiny_models import tiny
+
+GOLDEN = Path(__file__).parent / "golden"
+TINY_IDS = [3, 17, 42, 8, 99, 23, 5, 61, 77]     # 9 tokens, like the study sentence
+TINY_PLAN = synthetic_plan(TINY_IDS, token=4, pairs=[(4, 8), (2, 8)])
+
+
+def _gate(path: Path, actual: dict, update: bool) -> None:
+    if update:
+        golden.save(path, actual, versions())
+        return
+    expected = golden.load(path)
+    assert expected is not None, f"no golden file {path}: create it with pytest --update-golden and commit it"
+    problems = golden.compare(expected, actual)
+    assert not problems, (f"{len(problems)} value(s) drifted from {path.name} (made with "
+                          f"{expected.get('versions')}, now {versions()}):\n" + "\n".join(problems[:40]))
+
+
+@pytest.mark.study
+def test_study_numbers_match_golden(study, setup, pytestconfig):
+    if setup.plan.question != Question():
+        pytest.skip("golden numbers exist for the study's own sentence, word and pairs only")
+    path = GOLDEN / f"{setup.choice.name}.json"
+    if not path.is_file() and not pytestconfig.getoption("update_golden"):
+        pytest.skip(f"no golden file for {setup.choice.name}; make one with --update-golden")
+    _gate(path, golden.numbers(study), pytestconfig.getoption("update_golden"))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_tiny_model_numbers_match_golden(family, pytestconfig):
+    run = run_study(tiny(family, 4, 4, 8), TINY_PLAN, controls=False)
+    _gate(GOLDEN / f"tiny-{family}.json", golden.numbers(run), pytestconfig.getoption("update_golden"))
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1e-3])
+def test_planted_drift_fails_the_gate(scale):
+    """Perturb one weight matrix of block 2: the gate names values of block 2 and later."""
+    model = copy.deepcopy(tiny("gpt2", 4, 4, 8))
+    expected = golden.load(GOLDEN / "tiny-gpt2.json")
+    assert expected is not None
+    with torch.no_grad():
+        w = model.transformer.h[2].mlp.c_fc.weight
+        w += scale * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
+    problems = golden.compare(expected, golden.numbers(run_study(model, TINY_PLAN, controls=False)))
+    assert problems, "a perturbed weight went unnoticed"
+    assert all("[L00" not in p and "[L01" not in p for p in problems), "blocks before the perturbed one drifted"
+    assert any("[L02" in p for p in problems)
+
+
+def test_the_gate_names_each_drifted_value():
+    expected = {"tokens": [1, 2], "clean_cosine": {"a-b": [0.5, 0.6]}, "deltas": {"a-b": [[0.0, 1e-3], [2e-3, 0.0]]}}
+    actual = copy.deepcopy(expected)
+    actual["deltas"]["a-b"][1][0] += 1e-4
+    actual["clean_cosine"]["a-b"][0] += 1e-6          # within tolerance
+    assert golden.compare(expected, actual) == [
+        "deltas[a-b][L01-H00]: golden +0.002000, now +0.002100 (|diff| 1.0e-04 > 2e-05)"]
