@@ -77,11 +77,13 @@ def _make_setup(config) -> Setup:
     max_tokens = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
     device = config.getoption("device")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ModelNotAvailable(f"--device {device!r}: use cpu or cuda")
+        raise pytest.UsageError(f"--device {device!r}: use cpu or cuda")
     if device.startswith("cuda"):
         import torch
         if not torch.cuda.is_available():
-            raise ModelNotAvailable(f"--device {device}: no CUDA device on this machine; use --device cpu")
+            raise pytest.UsageError(f"--device {device}: no CUDA device on this machine; use --device cpu")
+    if not config.getoption("max_delta") > 0:
+        raise pytest.UsageError(f"--max-delta {config.getoption('max_delta')} must be > 0 (a bound on |change in cosine|)")
     return Setup(choice, model_config.num_hidden_layers, model_config.num_attention_heads,
                  plan(tokenizer, question, max_tokens), device,
                  config.getoption("engine"), config.getoption("max_delta"))
@@ -109,7 +111,8 @@ def pytest_report_header(config):
         f"device {s.device}, engine {s.engine}",
         f"why this model: {s.choice.reason}",
         f"sentence: {s.plan.question.sentence!r} -> {pieces}",
-        f"silenced token: {s.plan.tokens.pieces[s.plan.token]!r} (index {s.plan.token}); pairs: "
+        f"silenced token: {s.plan.tokens.pieces[s.plan.token]!r} (index {s.plan.token}, last token of "
+        f"{s.plan.question.silence_word!r}); pairs: "
         + ", ".join(f"{p.label} ({p.i}, {p.j})" for p in s.plan.pairs),
     ]
 

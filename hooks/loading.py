@@ -65,7 +65,11 @@ def _offline() -> bool:
 
 def resolve(spec: str | None) -> ModelChoice:
     """Turn a --model value into a ModelChoice (cheap: reads no weights)."""
-    spec = (spec or "auto").strip()
+    if spec is None:
+        spec = "auto"
+    spec = spec.strip()
+    if not spec:
+        raise ModelNotAvailable(f"--model is empty: use one of {', '.join(NAMES)}, or a checkpoint folder")
     if spec == "auto":
         if _in_hf_cache(GPT2_IDS["gpt2-large"]):
             return ModelChoice("gpt2-large", GPT2_IDS["gpt2-large"],

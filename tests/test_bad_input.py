@@ -12,11 +12,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _pytest(*args, env=None):
+def _pytest(*args, env=None, quiet=True):
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     full_env.pop("PYTEST_XDIST_WORKER", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist",
-                           "tests/test_study.py", *args], cwd=ROOT, env=full_env,
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-p", "no:xdist",
+                           *(["-q"] if quiet else []), "tests/test_study.py", *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=300)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -50,6 +50,26 @@ CASES = {
                                               "weights are not in the local Hugging Face cache"),
     "cuda without a gpu": (["--device", "cuda"], "no CUDA device on this machine"),
     "unknown device": (["--device", "tpu"], "--device 'tpu': use cpu or cuda"),
+    "empty model name": (["--model", ""], "--model is empty"),
+    "blank word": (["--silence-word", "  "], "the word is empty"),
+    "empty pair": (["--pair", ":"], "--pair ':' must look like word:word"),
+    "pair of three": (["--pair", "a:b:c"], "--pair 'a:b:c' must look like word:word"),
+    "negative bound": (["--max-delta", "-0.1"], "--max-delta -0.1 must be > 0"),
+    "sentence past the context": (["--sentence", "pineapple pizza " * 5000, "--pair", "pineapple#1:pizza#1",
+                                   "--silence-word", "pineapple#1"], "more than this model's context of 8192"),
+    "unicode word not there": (["--silence-word", "ananas🍍"], "the word 'ananas🍍' is not in the sentence"),
+}
+
+# Inputs that are odd but valid: the run starts, and the header shows what was chosen.
+ACCEPTED = {
+    "unicode sentence": (["--sentence", "Peanut 🥜 butter and pineapple 🍍 taste great on pizza 🍕"],
+                         "silenced token: ' pineapple'"),
+    "first word without leading space": (["--sentence", "pineapple and butter taste great on pizza"],
+                                         "silenced token: 'apple' (index 1, last token of 'pineapple')"),
+    "second occurrence chosen": (["--sentence", "pizza with pineapple beats pizza", "--pair", "pineapple:pizza#2"],
+                                 "pineapple-pizza#2 (3, 5)"),
+    "multi-word phrase": (["--pair", "pineapple:Peanut butter"], "pineapple-Peanut butter (4, 2)"),
+    "model from the environment": ([], "model: smollm2-135m"),
 }
 
 
@@ -72,3 +92,12 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, bert_folder):
     assert "Traceback" not in out, out[-3000:]
     error_lines = [line for line in out.splitlines() if line.startswith("ERROR:")]
     assert len(error_lines) == 1, out[-2000:]
+
+
+@pytest.mark.parametrize("case", ACCEPTED)
+def test_odd_but_valid_input_is_accepted_and_shown(case):
+    args, shown = ACCEPTED[case]
+    env = {"STUDY_MODEL": "smollm2-135m"} if "environment" in case else None
+    code, out = _pytest(*args, env=env, quiet=False)
+    assert code == 0, out[-3000:]
+    assert shown in out, f"expected {shown!r} in the header:\n{out[:3000]}"

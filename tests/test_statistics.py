@@ -1,0 +1,258 @@
+"""Tests of metrics.statistics: known values, scipy agreement, properties, controls."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from metrics.statistics import (
+    BlockStats, adjust, block_stats, block_tests, describe, head_stats, one_sample_t, reject,
+    sign_flip_p, tost)
+
+
+def standardized(n: int, mean: float, sd: float, seed: int = 0) -> np.ndarray:
+    """A sample with EXACTLY the given mean and sd (ddof=1), so tests do not hinge on luck."""
+    z = np.random.default_rng(seed).normal(size=n)
+    z = (z - z.mean()) / z.std(ddof=1)
+    return mean + sd * z
+
+
+# --- multiple-comparison corrections -------------------------------------------------
+
+TEXTBOOK_P = [0.01, 0.04, 0.03, 0.005]
+
+
+def test_holm_textbook_example():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04;
+    # running max -> 0.02, 0.03, 0.06, 0.06; back in input order:
+    np.testing.assert_allclose(adjust(TEXTBOOK_P, "holm"), [0.03, 0.06, 0.06, 0.02])
+
+
+def test_bonferroni_and_bh_textbook_example():
+    np.testing.assert_allclose(adjust(TEXTBOOK_P, "bonferroni"), [0.04, 0.16, 0.12, 0.02])
+    # BH: m * p_(i) / i = 0.02, 0.02, 0.04, 0.04 (already monotone), back in input order:
+    np.testing.assert_allclose(adjust(TEXTBOOK_P, "bh"), [0.02, 0.04, 0.04, 0.02])
+
+
+def test_bh_step_up_example():
+    # m = 8: m * p / i = .008 .032 .104 .082 .0672 .08 .0846 .205, then the running
+    # minimum from the largest p down.
+    p = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205]
+    expected = [0.008, 0.032, 0.0672, 0.0672, 0.0672, 0.08, 0.0845714286, 0.205]
+    np.testing.assert_allclose(adjust(p, "bh"), expected, rtol=1e-8)
+    np.testing.assert_array_equal(reject(p, 0.05, "bh"), [True, True] + [False] * 6)
+    # Holm: 8 * 0.001 = 0.008 < 0.05 but 7 * 0.008 = 0.056 > 0.05, so it stops after one.
+    np.testing.assert_allclose(adjust(p, "holm")[:2], [0.008, 0.056])
+    np.testing.assert_array_equal(reject(p, 0.05, "holm"), [True] + [False] * 7)
+    np.testing.assert_array_equal(reject(p, 0.05, "bonferroni"), [True, False] + [False] * 6)
+
+
+def test_adjust_keeps_shape_and_caps_at_one():
+    p = np.array([[0.5, 0.9], [0.01, 1.0]])
+    for method in ("bonferroni", "holm", "bh"):
+        out = adjust(p, method)
+        assert out.shape == p.shape
+        assert out.max() <= 1.0
+
+
+def test_adjust_rejects_bad_input():
+    with pytest.raises(ValueError):
+        adjust([0.1, 0.2], "sidak")
+    with pytest.raises(ValueError):
+        adjust([0.1, np.nan], "holm")
+    with pytest.raises(ValueError):
+        adjust([0.1, 1.5], "holm")
+
+
+p_vectors = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(p_vectors)
+def test_adjusted_p_properties(p):
+    p = np.array(p)
+    bonf, holm, bh = (adjust(p, m) for m in ("bonferroni", "holm", "bh"))
+    for adj in (bonf, holm, bh):
+        assert np.all(adj >= p - 1e-12) and np.all(adj <= 1.0)
+        # Adjusting never reorders: a smaller raw p never gets a larger adjusted p.
+        order = np.argsort(p, kind="stable")
+        assert np.all(np.diff(adj[order]) >= -1e-12)
+    assert np.all(bh <= holm + 1e-12)
+    assert np.all(holm <= bonf + 1e-12)
+    # Hence the rejections are nested: Bonferroni within Holm within BH. (Compare adjusted
+    # values: reject(..., "bonferroni") tests p < alpha / m, which can differ from
+    # m * p < alpha in the last bit.)
+    rb, rh, rq = (adjust(p, m) < 0.05 for m in ("bonferroni", "holm", "bh"))
+    assert np.all(rh[rb]) and np.all(rq[rh])
+
+
+# --- one sample: describe, permutation test, TOST --------------------------------------
+
+def test_describe_matches_scipy():
+    x = np.random.default_rng(3).normal(0.2, 1.0, 15)
+    d = describe(x, sesoi=0.5)
+    ref = stats.ttest_1samp(x, 0.0)
+    ci = ref.confidence_interval(0.95)
+    assert d.n == 15
+    assert d.mean == pytest.approx(x.mean())
+    assert d.sd == pytest.approx(x.std(ddof=1))
+    assert d.se == pytest.approx(stats.sem(x))
+    assert (d.ci_low, d.ci_high) == pytest.approx((ci.low, ci.high))
+    assert d.t == pytest.approx(ref.statistic) and d.p == pytest.approx(ref.pvalue)
+    assert d.cohen_d == pytest.approx(x.mean() / x.std(ddof=1))
+    # The CI is mean +- t_{0.975, n-1} * se.
+    half = stats.t.ppf(0.975, 14) * d.se
+    assert (d.ci_low, d.ci_high) == pytest.approx((d.mean - half, d.mean + half))
+
+
+def test_permutation_exact_for_small_n():
+    # All positive: only the all-plus and all-minus sign patterns are as extreme as the
+    # observed mean, so the exact two-sided p is 2 / 2**4.
+    assert sign_flip_p([1.0, 2.0, 3.0, 4.0]) == pytest.approx(2 / 16)
+    # Against a brute-force enumeration of all 2**8 sign patterns.
+    x = np.random.default_rng(5).normal(0.3, 1.0, 8)
+    flips = np.array(list(itertools.product([-1.0, 1.0], repeat=8)))
+    null = (flips * x).mean(axis=1)
+    obs = x.mean()
+    eps = 1e-12
+    brute = min(1.0, 2 * min(np.mean(null >= obs - eps), np.mean(null <= obs + eps)))
+    assert sign_flip_p(x) == pytest.approx(brute)
+
+
+def test_permutation_agrees_with_t_on_normal_data_and_is_deterministic():
+    x = np.random.default_rng(7).normal(0.4, 1.0, 30)   # 2**30 flips: Monte Carlo
+    p_perm = sign_flip_p(x, seed=0)
+    assert p_perm == sign_flip_p(x, seed=0)
+    assert p_perm == pytest.approx(stats.ttest_1samp(x, 0.0).pvalue, abs=0.02)
+
+
+def test_tost_tight_sample_around_zero_is_equivalent():
+    x = standardized(20, mean=0.0, sd=0.02)
+    p_tost, p_lower, p_upper = tost(x, sesoi=0.1)
+    assert p_tost == max(p_lower, p_upper) and p_tost < 1e-6
+    assert describe(x, sesoi=0.1).p > 0.5           # and, of course, not significant
+
+
+def test_tost_sample_around_half_is_not_equivalent():
+    x = standardized(20, mean=0.5, sd=0.02)
+    assert tost(x, sesoi=0.1)[0] > 0.99
+
+
+def test_tost_matches_90_percent_interval():
+    # TOST at alpha <=> the (1 - 2 alpha) CI lies inside (-sesoi, sesoi).
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        x = rng.normal(rng.uniform(-0.1, 0.1), rng.uniform(0.01, 0.2), 12)
+        ci = stats.ttest_1samp(x, 0.0).confidence_interval(0.90)
+        assert (tost(x, 0.1)[0] < 0.05) == (-0.1 < ci.low and ci.high < 0.1)
+
+
+def test_zero_variance_samples():
+    zeros = describe(np.zeros(20), sesoi=0.01)
+    assert (zeros.t, zeros.p, zeros.p_tost) == (0.0, 1.0, 0.0)
+    assert (zeros.ci_low, zeros.ci_high, zeros.cohen_d, zeros.se) == (0.0, 0.0, 0.0, 0.0)
+    assert zeros.p_permutation == 1.0
+    small = describe(np.full(20, 0.005), sesoi=0.01)
+    assert small.p == 0.0 and small.p_tost == 0.0 and small.cohen_d == np.inf
+    assert small.sd == 0.0 and small.ci_low == small.ci_high == 0.005
+    big = describe(np.full(20, -0.02), sesoi=0.01)
+    assert big.p == 0.0 and big.p_tost == 1.0 and big.cohen_d == -np.inf
+    assert tost(np.full(5, -0.02), 0.01)[0] == 1.0
+    assert tost(np.full(5, 0.01), 0.01)[0] == 1.0     # on the bound is not inside it
+
+
+def test_bad_samples_are_refused():
+    for bad in ([1.0], [[1.0, 2.0]], [1.0, np.nan]):
+        with pytest.raises(ValueError):
+            describe(bad)
+    with pytest.raises(ValueError):
+        tost([1.0, 2.0], sesoi=0.0)
+
+
+# --- per-block and per-head tables -----------------------------------------------------
+
+def planted_blocks(seed: int = 0) -> np.ndarray:
+    """[12, 20]: null blocks (sd 0.003, pineapple-pizza-like) and block 5 shifted by +1."""
+    rng = np.random.default_rng(seed)
+    deltas = rng.normal(0.0, 0.003, (12, 20))
+    deltas[5] = rng.normal(1.0, 0.1, 20)
+    return deltas
+
+
+def test_block_stats_positive_control_and_equivalence():
+    rows = block_stats(planted_blocks(), sesoi=0.01)
+    assert [r.layer for r in rows] == list(range(12))
+    assert rows[5].verdict == "significant" and rows[5].significant_bonferroni
+    assert not rows[5].equivalent
+    assert all(r.verdict == "equivalent" for i, r in enumerate(rows) if i != 5)
+
+
+def test_block_stats_wide_noise_is_undecided():
+    deltas = np.stack([standardized(20, 0.0, 1.0, seed=s) for s in range(3)])
+    rows = block_stats(deltas, layers=[10, 20, 30], sesoi=0.1)
+    assert [r.layer for r in rows] == [10, 20, 30]
+    assert all(r.verdict == "undecided" for r in rows)
+    assert all(r.p == pytest.approx(1.0) and r.p_tost > 0.3 for r in rows)
+
+
+def test_block_stats_corrections_and_compatibility_with_block_tests():
+    deltas = np.random.default_rng(2).normal(0.001, 0.003, (36, 20))
+    rows = block_stats(deltas)
+    old = block_tests(deltas)
+    p = np.array([r.p for r in rows])
+    assert [r.significant_bonferroni for r in rows] == [t.significant for t in old]
+    assert p == pytest.approx([t.p for t in old])
+    np.testing.assert_allclose([r.p_bonferroni for r in rows], np.minimum(36 * p, 1.0))
+    np.testing.assert_allclose([r.p_holm for r in rows], adjust(p, "holm"))
+    np.testing.assert_allclose([r.p_bh for r in rows], adjust(p, "bh"))
+    np.testing.assert_allclose([r.p_tost_holm for r in rows],
+                               adjust([r.p_tost for r in rows], "holm"))
+    assert [r.equivalent for r in rows] == [r.p_tost_holm < 0.05 for r in rows]
+
+
+def test_block_stats_is_deterministic_and_flat():
+    a = block_stats(planted_blocks(1))
+    b = block_stats(planted_blocks(1))
+    assert a == b
+    row = a[0].as_row()
+    assert list(row)[:2] == ["layer", "n"] and "head" not in row
+    assert all(isinstance(v, (int, float, bool, str)) for v in row.values())
+    assert {"p_permutation", "p_tost", "verdict", "ci_low", "cohen_d"} <= set(row)
+
+
+def test_head_stats_tests_each_head_across_prompts():
+    rng = np.random.default_rng(4)
+    deltas = rng.normal(0.0, 0.003, (3, 4, 10))          # [layers, heads, prompts]
+    deltas[1, 2] += 0.05                                  # one head really matters
+    rows = head_stats(deltas, layers=[7, 8, 9], sesoi=0.01)
+    assert len(rows) == 12
+    assert [(r.layer, r.head) for r in rows[:5]] == [(7, 0), (7, 1), (7, 2), (7, 3), (8, 0)]
+    by_key = {(r.layer, r.head): r for r in rows}
+    assert by_key[(8, 2)].verdict == "significant"
+    assert all(r.verdict == "equivalent" for k, r in by_key.items() if k != (8, 2))
+    # Corrected over all 12 (layer, head) tests.
+    r = by_key[(7, 0)]
+    assert r.p_bonferroni == pytest.approx(min(1.0, 12 * r.p))
+    assert by_key[(8, 2)].as_row()["head"] == 2
+    # n_prompts = 10: 2**10 sign flips, so the permutation test is exact.
+    assert by_key[(7, 0)].p_permutation == pytest.approx(
+        sign_flip_p(deltas[0, 0], n_resamples=np.inf))
+
+
+def test_block_stats_is_a_samplestats():
+    row = block_stats(planted_blocks())[0]
+    assert isinstance(row, BlockStats)
+    assert (row.t, row.p) == pytest.approx(one_sample_t(planted_blocks()[0]))
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError):
+        block_stats(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError):
+        head_stats(np.zeros((2, 3)))
+    with pytest.raises(ValueError):
+        block_stats(np.zeros((2, 3)), layers=[0])
