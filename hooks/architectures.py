@@ -28,6 +28,20 @@ class Architecture:
     n_heads_attr: str      # config attribute holding the number of query heads
     embeddings: str        # token embedding module (used to build inputs_embeds)
     final_norm: str        # the norm applied after the last block
+    # What the fast sweep (hooks/blocks.py) needs to re-run the part of a block that
+    # follows the output projection, at one position:
+    #   mid = resid_in + attn_out_norm(out_proj(z));  out = mid + mlp_out_norm(mlp(mlp_norm(mid)))
+    # ("" = no such norm in this family).
+    mlp_norm: str = ""     # inside a block: the norm in front of the MLP
+    mlp: str = "mlp"       # inside a block: the MLP
+    attn_out_norm: str = ""  # inside a block: a norm on the attention output before the residual add
+    mlp_out_norm: str = ""   # inside a block: a norm on the MLP output before the residual add
+    rotary: str = ""       # rotary embedding module whose (cos, sin) every block call takes
+    # True when a block can be re-entered mid-sequence: called on positions t.. with the
+    # clean keys/values of positions < t in a DynamicCache, a mask from create_causal_mask
+    # and (if any) `rotary` at positions t.. -- i.e. every layer is full causal attention
+    # with one kind of position embedding. False: readout="final" uses the naive engine.
+    resumable: bool = False
 
 
 _LLAMA_LIKE = Architecture(
@@ -36,6 +50,22 @@ _LLAMA_LIKE = Architecture(
     n_heads_attr="num_attention_heads",
     embeddings="model.embed_tokens",
     final_norm="model.norm",
+    mlp_norm="post_attention_layernorm",
+    rotary="model.rotary_emb",
+    resumable=True,
+)
+
+# Gemma-3 normalises the attention and MLP outputs too, and mixes sliding-window layers
+# (with their own rotary embedding) into full-attention ones: not resumable.
+_GEMMA3 = Architecture(
+    blocks="model.layers",
+    out_proj="self_attn.o_proj",
+    n_heads_attr="num_attention_heads",
+    embeddings="model.embed_tokens",
+    final_norm="model.norm",
+    mlp_norm="pre_feedforward_layernorm",
+    attn_out_norm="post_attention_layernorm",
+    mlp_out_norm="post_feedforward_layernorm",
 )
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -45,11 +75,13 @@ ARCHITECTURES: dict[str, Architecture] = {
         n_heads_attr="n_head",
         embeddings="transformer.wte",
         final_norm="transformer.ln_f",
+        mlp_norm="ln_2",
+        resumable=True,
     ),
     "llama": _LLAMA_LIKE,      # SmolLM2
     "mistral": _LLAMA_LIKE,
     "qwen2": _LLAMA_LIKE,
-    "gemma3_text": _LLAMA_LIKE,
+    "gemma3_text": _GEMMA3,
 }
 
 

@@ -124,19 +124,14 @@ class StudyRun:
 
 
 @torch.no_grad()
-def _controls(model, input_ids, token, n_layers, n_heads):
-    """Macroscopic silencings used as positive controls (the statistics must see them)."""
-    whole, leave_one_in = [], []
+def _whole_blocks(model, input_ids, token, n_layers, n_heads):
+    """[n_layers, seq, d]: block L's output with every head of block L silenced at the token
+    (a macroscopic positive control; one plain silenced forward pass per block)."""
+    out = []
     for L in range(n_layers):
-        every = [(L, g, token) for g in range(n_heads)]
-        with silence(model, sites=every):
-            whole.append(model(input_ids, output_hidden_states=True).hidden_states[L + 1][0])
-        row = []
-        for h in range(n_heads):
-            with silence(model, sites=[s for s in every if s[1] != h]):
-                row.append(model(input_ids, output_hidden_states=True).hidden_states[L + 1][0])
-        leave_one_in.append(torch.stack(row))
-    return torch.stack(whole).float(), torch.stack(leave_one_in).float()
+        with silence(model, sites=[(L, g, token) for g in range(n_heads)]):
+            out.append(model(input_ids, output_hidden_states=True).hidden_states[L + 1][0])
+    return torch.stack(out).float()
 
 
 @torch.no_grad()
@@ -148,9 +143,10 @@ def run_study(model, plan_: Plan, engine: str = "fast", controls: bool = True) -
     input_ids = torch.tensor([plan_.tokens.ids], device=device)
     clean = block_outputs(model(input_ids, output_hidden_states=True).hidden_states)
     silenced = sweep(model, input_ids, plan_.token, "block", engine=engine)
-    empty = torch.empty(0)
-    whole, leave_one_in = (_controls(model, input_ids, plan_.token, layout.n_layers, layout.n_heads)
-                           if controls else (empty, empty))
+    whole = leave_one_in = torch.empty(0)
+    if controls:
+        whole = _whole_blocks(model, input_ids, plan_.token, layout.n_layers, layout.n_heads)
+        leave_one_in = sweep(model, input_ids, plan_.token, "block", engine=engine, complement=True)
     return StudyRun(plan_, clean.cpu(), silenced.cpu(), whole.cpu(), leave_one_in.cpu(), engine)
 
 
