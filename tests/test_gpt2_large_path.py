@@ -1,0 +1,88 @@
+"""The GPT-2 Large path, proven without GPT-2 Large.
+
+A random GPT-2 Large-shaped checkpoint (36 blocks x 20 heads, width 1280) with the REAL
+GPT-2 tokenizer files is laid out exactly as the Hugging Face cache holds a download of
+`openai-community/gpt2-large`. The whole study suite then runs on it with
+`--model gpt2-large` (and with `auto`, which must pick it), offline, through the same
+loading code a user's run takes: only the weights differ from the real thing.
+
+Random weights do not share GPT-2 Large's semantics, so the study's claims may fail
+here; what this test checks is the path: resolution, loading, tokens, 720 collected and
+executed scenarios, a complete report.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import gpt2_tokenizer_folder
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+REPO = "openai-community/gpt2-large"
+SNAPSHOT = "0" * 40
+
+
+@pytest.fixture(scope="module")
+def hf_home(tmp_path_factory):
+    """An HF_HOME whose hub cache holds a random GPT-2 Large under the real repo id."""
+    import gc
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    home = tmp_path_factory.mktemp("hf")
+    repo = home / "hub" / f"models--{REPO.replace('/', '--')}"
+    snapshot = repo / "snapshots" / SNAPSHOT
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_embd=1280, n_layer=36, n_head=20, n_positions=1024, vocab_size=50257))
+    model.save_pretrained(snapshot)
+    del model
+    gc.collect()
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(Path(gpt2_tokenizer_folder()) / name, snapshot / name)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(SNAPSHOT)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _study(hf_home: Path, results: Path, *args):
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    return subprocess.run([sys.executable, "-m", "pytest", "-m", "study", "-p", "no:xdist", "-q",
+                           "-W", "ignore::pytest.PytestUnknownMarkWarning", f"--results-dir={results}", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def test_auto_picks_cached_gpt2_large(hf_home):
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-p", "no:xdist",
+                           "tests/test_study.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "model: gpt2-large" in proc.stdout and "36 blocks x 20 heads" in proc.stdout
+    assert "GPT-2 Large weights found in the local Hugging Face cache" in proc.stdout
+    assert "Pe|anut| butter| and| pineapple| taste| great| on| pizza" in proc.stdout
+
+
+def test_the_whole_study_runs_on_a_gpt2_large_shaped_checkpoint(hf_home, tmp_path):
+    proc = _study(hf_home, tmp_path, "--model=gpt2-large")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1), out[-4000:]          # claims may fail on random weights
+    last = out.strip().splitlines()[-1]
+    assert "error" not in last, out[-4000:]                # but nothing may break
+    assert "PARTIAL" not in out
+    summary = json.loads((tmp_path / "gpt2-large" / "summary.json").read_text())
+    assert summary["model_source"] == REPO
+    assert (summary["n_layers"], summary["n_heads"]) == (36, 20)
+    assert summary["tokens"] == ["Pe", "anut", " butter", " and", " pineapple", " taste", " great", " on", " pizza"]
+    assert summary["silenced_token_index"] == 4
+    assert summary["pairs"] == {"pineapple-pizza": [4, 8], "butter-pizza": [2, 8]}
+    assert summary["scenarios_recorded"] == 720 and summary["complete"]
+    scenarios = (tmp_path / "gpt2-large" / "scenarios.csv").read_text().splitlines()
+    assert len(scenarios) == 1 + 720 * 2

@@ -1,0 +1,101 @@
+"""The report as a CI artefact: reproducible, never half-written, the same however the
+run is spread over processes (xdist's -n, or execnet's --tx as across machines)."""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metrics.report import publish
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "smollm2-135m"
+
+# How a run is spread: serially, over two xdist workers, over two execnet gateways
+# started with --tx (the same transport pytest-xdist uses to reach other machines,
+# e.g. --tx ssh=user@host//python=/path/.venv/bin/python --rsyncdir hooks ...).
+SPREADS = {
+    "serial": ["-p", "no:xdist"],
+    "two workers": ["-n", "2"],
+    "execnet tx": ["--dist", "load", "--tx", f"2*popen//python={sys.executable}"],
+}
+
+
+def _env():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "STUDY_MODEL": MODEL}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    return env
+
+
+def _study(results: Path, *args, **popen):
+    cmd = [sys.executable, "-m", "pytest", "-m", "study", "-q", f"--results-dir={results}", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=1200, **popen)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+def test_reports_are_byte_identical_however_the_run_is_spread(tmp_path):
+    reports = {}
+    for name, args in SPREADS.items():
+        proc = _study(tmp_path / name.replace(" ", "-"), *args)
+        assert proc.returncode == 0, f"{name}: {proc.stdout[-3000:]}{proc.stderr[-2000:]}"
+        reports[name] = _files(tmp_path / name.replace(" ", "-") / MODEL)
+    serial = reports.pop("serial")
+    assert {"scenarios.csv", "blocks.csv", "summary.json", "silencing.png"} <= set(serial)
+    for name, files in reports.items():
+        assert files.keys() == serial.keys(), name
+        differ = [f for f in files if files[f] != serial[f]]
+        assert not differ, f"{name} wrote different bytes than the serial run in {differ}"
+
+
+@pytest.mark.slow
+def test_a_partial_run_keeps_the_previous_complete_report(tmp_path):
+    previous = tmp_path / MODEL
+    previous.mkdir()
+    (previous / "summary.json").write_text('{"complete": true}')
+    proc = _study(tmp_path, "-p", "no:xdist", "-k", "L03")
+    assert "PARTIAL run" in proc.stdout and "report not written" in proc.stdout, proc.stdout[-3000:]
+    assert _files(previous) == {"summary.json": b'{"complete": true}'}
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_keeps_the_previous_complete_report(tmp_path):
+    previous = tmp_path / MODEL
+    previous.mkdir()
+    (previous / "summary.json").write_text('{"complete": true}')
+    cmd = [sys.executable, "-m", "pytest", "-m", "study", "-p", "no:xdist", "-v", f"--results-dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:           # wait until scenarios are being recorded, then Ctrl-C
+        seen.append(line)
+        if "PASSED" in line and "L01-H" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    seen.extend(proc.stdout)
+    proc.wait(timeout=300)
+    out = "".join(seen)
+    assert "run interrupted: report not written" in out, out[-3000:]
+    assert _files(previous) == {"summary.json": b'{"complete": true}'}
+    assert [p.name for p in tmp_path.iterdir()] == [MODEL], "a staging folder was left behind"
+
+
+def test_publish_replaces_the_whole_folder_or_nothing(tmp_path, monkeypatch):
+    folder = tmp_path / "model"
+    publish(folder, {"a.csv": b"1", "b.csv": b"2"})
+    assert _files(folder) == {"a.csv": b"1", "b.csv": b"2"}
+    publish(folder, {"a.csv": b"3"})
+    assert _files(folder) == {"a.csv": b"3"}            # no stale b.csv from the old run
+
+    def broken(self, data):
+        raise OSError("disk full")
+    monkeypatch.setattr(Path, "write_bytes", broken)
+    with pytest.raises(OSError, match="disk full"):
+        publish(folder, {"a.csv": b"4"})
+    monkeypatch.undo()
+    assert _files(folder) == {"a.csv": b"3"}
+    assert [p.name for p in tmp_path.iterdir()] == ["model"], "a staging folder was left behind"
