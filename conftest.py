@@ -15,11 +15,14 @@ import pytest
 
 from hooks.architectures import ARCHITECTURES
 from hooks.loading import ModelChoice, ModelNotAvailable, load, read_config, resolve
+from metrics.prompts import ABLATIONS, PromptSetError, plan_prompts, read_prompts, run_prompts
+from metrics.statistics import DEFAULT_SESOI
 from metrics.study import MAX_DELTA, PAIRS, SENTENCE, SILENCE_WORD, Plan, Question, parse_pair, plan, run_study
 from metrics.tokens import WordNotFound
 
 ROOT = Path(__file__).resolve().parent
-RECORD_KINDS = ("scenario", "baseline", "block", "control")
+PROMPTS = ROOT / "tests" / "data" / "prompts.txt"
+RECORD_KINDS = ("scenario", "baseline", "block", "control", "head", "scale", "top_k", "ripple", "head_output")
 
 
 def pytest_addoption(parser):
@@ -40,6 +43,15 @@ def pytest_addoption(parser):
                          "or naive (one plain silenced forward pass per head, the reference)")
     group.addoption("--max-delta", type=float, default=MAX_DELTA,
                     help=f"largest |change| in the tested pair's cosine one head may cause (default {MAX_DELTA})")
+    group.addoption("--prompts", default=str(PROMPTS),
+                    help="prompt set for the across-prompt tests: one sentence a line, each with the silenced "
+                         "word and the tested pair (default: tests/data/prompts.txt, 24 variants)")
+    group.addoption("--sesoi", type=float, default=DEFAULT_SESOI,
+                    help=f"smallest effect size of interest, in cosine units: the equivalence (TOST) band is "
+                         f"±SESOI (default {DEFAULT_SESOI}; see README 'Beyond the original study')")
+    group.addoption("--ablation", default="zero", choices=ABLATIONS,
+                    help="what replaces a head in the across-prompt single-head tests: zero (default, the "
+                         "study's silencing) or mean (its mean output over every position of the prompt set)")
     group.addoption("--update-golden", action="store_true",
                     help="rewrite tests/golden/*.json from this run instead of comparing with it")
     group.addoption("--results-dir", default=str(ROOT / "results"),
@@ -57,6 +69,11 @@ class Setup:
     device: str
     engine: str
     max_delta: float
+    prompts: tuple = ()         # one Plan per sentence of the prompt set (tested pair only)
+    prompts_path: str = ""
+    sesoi: float = DEFAULT_SESOI
+    ablation: str = "zero"
+    prompts_problem: str = ""   # why the across-prompt tests are skipped, if they are
 
 
 SETUP = pytest.StashKey[Setup]()
@@ -84,9 +101,25 @@ def _make_setup(config) -> Setup:
             raise pytest.UsageError(f"--device {device}: no CUDA device on this machine; use --device cpu")
     if not config.getoption("max_delta") > 0:
         raise pytest.UsageError(f"--max-delta {config.getoption('max_delta')} must be > 0 (a bound on |change in cosine|)")
+    if not config.getoption("sesoi") > 0:
+        raise pytest.UsageError(f"--sesoi {config.getoption('sesoi')} must be > 0 (the equivalence band ±SESOI, "
+                                f"in cosine units; default {DEFAULT_SESOI})")
+    main_plan = plan(tokenizer, question, max_tokens)
+    prompts_path = config.getoption("prompts")
+    prompts_problem = ""
+    try:
+        prompts = plan_prompts(tokenizer, read_prompts(Path(prompts_path)), question, max_tokens, prompts_path)
+    except PromptSetError as err:
+        if prompts_path != str(PROMPTS):
+            raise
+        # The shipped set fits the study's question; a run that asks another (--sentence,
+        # --silence-word, --pair) without its own --prompts keeps the single-sentence tests
+        # and skips the across-prompt ones, saying why.
+        prompts, prompts_problem = [], f"the default prompt set does not fit this question ({err}); pass --prompts"
     return Setup(choice, model_config.num_hidden_layers, model_config.num_attention_heads,
-                 plan(tokenizer, question, max_tokens), device,
-                 config.getoption("engine"), config.getoption("max_delta"))
+                 main_plan, device, config.getoption("engine"), config.getoption("max_delta"),
+                 tuple(prompts), prompts_path, config.getoption("sesoi"), config.getoption("ablation"),
+                 prompts_problem)
 
 
 def pytest_configure(config):
@@ -98,7 +131,7 @@ def pytest_configure(config):
         torch.set_num_threads(1)
     try:
         config.stash[SETUP] = _make_setup(config)
-    except (ModelNotAvailable, WordNotFound) as err:
+    except (ModelNotAvailable, WordNotFound, PromptSetError) as err:
         raise pytest.UsageError(str(err)) from None
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         config.pluginmanager.register(StudyReport(config), "study-report")
@@ -115,6 +148,8 @@ def pytest_report_header(config):
         f"silenced token: {s.plan.tokens.pieces[s.plan.token]!r} (index {s.plan.token}, last token of "
         f"{s.plan.question.silence_word!r}); pairs: "
         + ", ".join(f"{p.label} ({p.i}, {p.j})" for p in s.plan.pairs),
+        (f"prompt set: {len(s.prompts)} sentences from {s.prompts_path}; ablation {s.ablation}; "
+         f"SESOI ±{s.sesoi} (cosine)") if s.prompts else f"prompt set: not used: {s.prompts_problem}",
     ]
 
 
@@ -145,6 +180,24 @@ def study(setup, study_model):
     return run_study(model, setup.plan, setup.engine)
 
 
+@pytest.fixture(scope="session")
+def prompt_run(setup, study_model):
+    """PromptRun: every single-head ablation on every prompt of the set, once per worker."""
+    if not setup.prompts:
+        pytest.skip(setup.prompts_problem)
+    model, _ = study_model
+    return run_prompts(model, list(setup.prompts), setup.ablation, setup.engine)
+
+
+@pytest.fixture(scope="session")
+def scale_run(setup, study_model, prompt_run):
+    """ScaleRun: the interventions of growing scale (metrics/scales.py), once per worker."""
+    from metrics.scales import run_scales
+
+    model, _ = study_model
+    return run_scales(model, list(setup.prompts), prompt_run.deltas)
+
+
 @pytest.fixture
 def record(request):
     """record(kind, row): ship a measured row to the controller's report."""
@@ -167,20 +220,26 @@ class StudyReport:
         if report.when == "call":
             self.records.extend((k, row) for k, row in report.user_properties if k in RECORD_KINDS)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo):
+        # Said here, before pytest formats the interrupt (which can itself fail when the
+        # signal lands inside torch's C code), so the user always reads it.
+        self.interrupted = True
+        if self.records:
+            folder = Path(self.config.getoption("results_dir")) / self.config.stash[SETUP].choice.name
+            print(f"\nrun interrupted: report not written; {folder} keeps the previous complete "
+                  "report, if any", flush=True)
+
     def pytest_sessionfinish(self, session, exitstatus):
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = True
-        elif self.records:
+        elif self.records and not self.interrupted:
             from metrics.report import write_report
 
             self.report = write_report(Path(self.config.getoption("results_dir")),
                                        self.config.stash[SETUP], self.records)
 
     def pytest_terminal_summary(self, terminalreporter):
-        if self.interrupted and self.records:
-            folder = Path(self.config.getoption("results_dir")) / self.config.stash[SETUP].choice.name
-            terminalreporter.write_line(f"run interrupted: report not written; {folder} keeps the "
-                                        "previous complete report, if any")
         if self.report is not None:
             terminalreporter.section("study verdict")
             for line in self.report.summary_lines():

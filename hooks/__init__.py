@@ -4,10 +4,16 @@ Public API:
     silence(model, layer, head, token)         context manager, zeroes one head at one token
     silence(model, sites=[(L, h, t), ...])     several sites at once
     sweep(model, input_ids, token, readout)    every single-head silencing at once
+    ablate(model, layer, heads, token, value)  replace heads by a vector (zeros) at one/every token
+    scale_block(model, layer, factor, token)   scale a block's update of the residual stream
+    capture_heads(model)                       record every block's head outputs
     layout_of(model)                           n_layers, n_heads, head_dim of a supported model
 """
 from hooks.architectures import ARCHITECTURES, Layout, UnsupportedArchitecture, layout_of
+from hooks.ablate import ablate, capture_heads
+from hooks.scale import scale_block
 from hooks.silence import Site, silence
 from hooks.sweep import sweep
 
-__all__ = ["ARCHITECTURES", "Layout", "Site", "UnsupportedArchitecture", "layout_of", "silence", "sweep"]
+__all__ = ["ARCHITECTURES", "Layout", "Site", "UnsupportedArchitecture", "ablate", "capture_heads", "layout_of",
+           "scale_block", "silence", "sweep"]

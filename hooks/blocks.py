@@ -72,9 +72,10 @@ def _maybe(block, name):
 
 @torch.no_grad()
 def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int],
-         complement: bool = False) -> torch.Tensor:
+         complement: bool = False, values: torch.Tensor | None = None) -> torch.Tensor:
     """Block `layer`'s output at position `token`, with each of `heads` silenced there
-    (complement=True: every head of the block BUT that one silenced).
+    (complement=True: every head of the block BUT that one silenced; values [n_heads,
+    head_dim]: head h replaced by values[h] instead of zeros -- mean ablation).
 
     Returns [len(heads) + 1, d]: one row per head, then a CLEAN row (nothing zeroed) that
     the caller compares with the clean pass to check that this family's row in
@@ -94,7 +95,7 @@ def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int],
             z[i] = 0
             z[i, h * hd:(h + 1) * hd] = kept
         else:
-            z[i, h * hd:(h + 1) * hd] = 0
+            z[i, h * hd:(h + 1) * hd] = 0 if values is None else values[h].to(z.dtype)
     attn = _maybe(block, arch.attn_out_norm)(layout.out_proj(model, layer)(z[:, None, :]))
     mid = run.block_in[layer][0, run.token] + attn
     mlp = _get(block, arch.mlp)(_get(block, arch.mlp_norm)(mid))

@@ -11,7 +11,7 @@ batch row and every forward pass inside the `with`. Nothing else is touched. Lea
 from __future__ import annotations
 
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterable, Iterator, NamedTuple
 
 import torch
@@ -37,15 +37,6 @@ def _check_token(token: int, seq_len: int) -> None:
             f"token position {token} is out of range for an input of {seq_len} tokens: "
             f"pass a position in 0..{seq_len - 1}"
         )
-
-
-def _zero_heads(x: torch.Tensor, sites: list[Site], head_dim: int) -> torch.Tensor:
-    """x: [batch, seq, n_heads*head_dim] -> a copy with each site's head slice zeroed."""
-    x = x.clone()
-    for site in sites:
-        _check_token(site.token, x.shape[1])
-        x[:, site.token, site.head * head_dim:(site.head + 1) * head_dim] = 0
-    return x
 
 
 @contextmanager
@@ -98,12 +89,18 @@ def silence(model: torch.nn.Module, layer: int | None = None, head: int | None =
     """
     layout = layout_of(model)
     site_list = as_sites(layer, head, token, sites)
-    by_layer: dict[int, list[Site]] = defaultdict(list)
+    heads_at: dict[tuple[int, int], list[int]] = defaultdict(list)
     for site in site_list:
         layout.check(site.layer, site.head)
         if not isinstance(site.token, int) or site.token < 0:
             raise ValueError(f"token position {site.token!r} must be an int >= 0")
-        by_layer[site.layer].append(site)
-    edits = {L: (lambda x, s=s: _zero_heads(x, s, layout.head_dim)) for L, s in by_layer.items()}
-    with pre_hooks(model, layout, edits):
+        heads_at[site.layer, site.token].append(site.head)
+    # Silencing is ablation with zeros; hooks/ablate.py holds the one head-editing hook
+    # (imported here, not at the top, because it builds on pre_hooks above). Pre-hooks on
+    # the same projection chain, so several (layer, token) groups compose.
+    from hooks.ablate import ablate
+
+    with ExitStack() as stack:
+        for (L, t), heads in heads_at.items():
+            stack.enter_context(ablate(model, L, heads, t))
         yield site_list

@@ -63,6 +63,20 @@ def _check_args(layout, input_ids, token, readout, engine, layers, heads, positi
     return layers, heads, positions
 
 
+def _naive_values(model, input_ids, token, readout, layers, heads, positions, values):
+    """The reference for `values`: one plain forward pass per (layer, head) inside `ablate`."""
+    from hooks.ablate import ablate
+
+    rows = []
+    for L in layers:
+        for h in heads:
+            with ablate(model, L, h, token, value=values[L, h]):
+                states = model(input_ids, output_hidden_states=True).hidden_states
+            picked = states[L + 1] if readout == "block" else states[-1]
+            rows.append(picked[0, positions])
+    return torch.stack(rows).float().view(len(layers), len(heads), len(positions), -1)
+
+
 def _sites(layout, L, h, token, complement):
     """The sites of entry [L, h]: head h alone, or every head of block L but h."""
     if complement:
@@ -71,7 +85,9 @@ def _sites(layout, L, h, token, complement):
 
 
 @torch.no_grad()
-def _naive(model, input_ids, token, readout, layers, heads, positions, complement=False):
+def _naive(model, input_ids, token, readout, layers, heads, positions, complement=False, values=None):
+    if values is not None:
+        return _naive_values(model, input_ids, token, readout, layers, heads, positions, values)
     layout = layout_of(model)
     rows = []
     for L in layers:
@@ -114,12 +130,12 @@ def _fallback(why: str) -> None:
 
 
 @torch.no_grad()
-def _fast(model, layout, input_ids, token, readout, layers, heads, positions, complement):
+def _fast(model, layout, input_ids, token, readout, layers, heads, positions, complement, values=None):
     seq = input_ids.shape[1]
     if not layout.arch.mlp_norm:          # the family's row does not describe its block tail
-        return _naive(model, input_ids, token, readout, layers, heads, positions, complement)
+        return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
     if readout == "final" and not _resumable(model, layout, seq):
-        return _naive(model, input_ids, token, readout, layers, heads, positions, complement)
+        return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
     n = layout.n_layers
     run = clean_run(model, layout, input_ids, token, cache=readout == "final")
     final_norm = _get(model, layout.arch.final_norm)
@@ -129,7 +145,7 @@ def _fast(model, layout, input_ids, token, readout, layers, heads, positions, co
 
     tails, wrong = {}, []
     for L in sorted(set(layers)):
-        rows = tail(model, layout, run, L, heads, complement)
+        rows = tail(model, layout, run, L, heads, complement, values=None if values is None else values[L])
         if not _close(rows[-1], run.block_out[L][0, token]):
             wrong.append(L)
         tails[L] = rows[:-1]
@@ -138,7 +154,7 @@ def _fast(model, layout, input_ids, token, readout, layers, heads, positions, co
         for i, L in enumerate(layers):
             if L in wrong:
                 _fallback(f"the re-run tail of block {L} does not reproduce the clean pass")
-                out[i] = _naive(model, input_ids, token, readout, [L], heads, positions, complement)[0]
+                out[i] = _naive(model, input_ids, token, readout, [L], heads, positions, complement, values)[0]
                 continue
             at_t = tails[L] if L + 1 < n else final_norm(tails[L])   # hidden_states[n] is normed
             out[i] = run.hidden[L + 1][0, positions].float()
@@ -147,7 +163,7 @@ def _fast(model, layout, input_ids, token, readout, layers, heads, positions, co
 
     if wrong or run.cache is None or not hasattr(run.cache, "layers"):
         _fallback("this model's blocks cannot be re-run from the clean pass")
-        return _naive(model, input_ids, token, readout, layers, heads, positions, complement)
+        return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
     after = pos >= token
     out[:, :, ~after] = run.hidden[-1][0, pos[~after]].float()
     rows_of = {L: [i for i, v in enumerate(layers) if v == L] for L in tails}
@@ -156,7 +172,7 @@ def _fast(model, layout, input_ids, token, readout, layers, heads, positions, co
         final = _wavefront(run, resumer, final_norm, tails, group, n)
         if final is None:
             _fallback("the re-run blocks do not reproduce the clean pass")
-            return _naive(model, input_ids, token, readout, layers, heads, positions, complement)
+            return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
         for (L, lo, hi), y in final:
             for i in rows_of[L]:
                 out[i, lo:hi][:, after] = y[:, pos[after] - token].float()
@@ -206,7 +222,7 @@ def _wavefront(run, resumer, final_norm, tails, group, n):
 def sweep(model: torch.nn.Module, input_ids: torch.Tensor, token: int, readout: str = "block", *,
           layers: Sequence[int] | None = None, heads: Sequence[int] | None = None,
           positions: Sequence[int] | None = None, engine: str = "fast",
-          complement: bool = False) -> torch.Tensor:
+          complement: bool = False, values: torch.Tensor | None = None) -> torch.Tensor:
     """All single-head silencings at `token`: float32 [len(layers), len(heads), len(positions), d_model].
 
     readout="block": entry [i, j] is block layers[i]'s output (hidden_states[L+1]) when head
@@ -221,11 +237,23 @@ def sweep(model: torch.nn.Module, input_ids: torch.Tensor, token: int, readout: 
 
     complement=True silences every head of the block EXCEPT heads[j] instead (a
     macroscopic intervention the study uses as a positive control).
+
+    values [n_layers, n_heads, head_dim] (float, units of the head outputs): head h of block L
+    is REPLACED by values[L, h] at `token` instead of zeroed (mean ablation; see
+    hooks.ablate). Not combinable with complement.
     """
     layout = layout_of(model)
     layers, heads, positions = _check_args(layout, input_ids, token, readout, engine, layers, heads, positions)
     if complement and layout.n_heads < 2:
         raise ValueError("complement=True silences all heads but one; this model has 1 head per block")
+    if values is not None:
+        if complement:
+            raise ValueError("values= replaces single heads; it cannot be combined with complement=True")
+        want = (layout.n_layers, layout.n_heads, layout.head_dim)
+        if tuple(values.shape) != want:
+            raise ValueError(f"values has shape {list(values.shape)}; pass {list(want)} "
+                             "(one head_dim vector per layer and head)")
+        values = values.to(input_ids.device)
     if engine == "naive":
-        return _naive(model, input_ids, token, readout, layers, heads, positions, complement)
-    return _fast(model, layout, input_ids, token, readout, layers, heads, positions, complement)
+        return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
+    return _fast(model, layout, input_ids, token, readout, layers, heads, positions, complement, values)

@@ -57,3 +57,61 @@ def draw_all(setup, clean: dict, scenarios: list, tests_by_pair: dict) -> dict[s
     fig.tight_layout()
     files["silencing.png"] = _png(fig)
     return files
+
+
+CATEGORY_MARK = {"effect": "*", "negligible effect": "·", "equivalent": "=", "undecided": "?"}
+
+
+def draw_beyond(model: str, heads: list, scales: list, top_k: list, ripple: list, n_layers: int,
+                n_heads: int, sesoi: float) -> dict[str, bytes]:
+    """heads.png (layer x head mean Δ across prompts, marked by category), ripple.png
+    (block x block mean Δ) and scales.png (per intervention: blocks with an effect, and the
+    largest |mean Δ|). Each only when its rows are there."""
+    import numpy as np
+
+    files = {}
+    if len(heads) == n_layers * n_heads:
+        grid = np.zeros((n_layers, n_heads))
+        for r in heads:
+            grid[r["layer"], r["head"]] = r["mean"]
+        lim = max(abs(grid).max(), sesoi)
+        fig, ax = plt.subplots(figsize=(2 + 0.6 * n_heads, 1 + 0.3 * n_layers))
+        im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        for r in heads:
+            ax.text(r["head"], r["layer"], CATEGORY_MARK[r["category"]], ha="center", va="center", fontsize=8)
+        ax.set(xlabel="head", ylabel="block", xticks=range(n_heads), yticks=range(n_layers),
+               title=f"{model}: mean Δcos across prompts\n* effect  · significant but within ±{sesoi}  "
+                     "= equivalent  ? undecided")
+        fig.colorbar(im, ax=ax, label="mean Δ cosine")
+        fig.tight_layout()
+        files["heads.png"] = _png(fig)
+    if ripple:
+        kind = ripple[0]["intervention"]
+        grid = np.zeros((n_layers, n_layers))
+        for r in ripple:
+            grid[r["layer"], r["read_at"]] = r["mean_delta"]
+        lim = abs(grid).max() or 1.0
+        fig, ax = plt.subplots(figsize=(7, 6))
+        im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set(xlabel="read at block", ylabel="intervened block", title=f"{model}: ripple of '{kind}' (mean Δcos)")
+        fig.colorbar(im, ax=ax, label="mean Δ cosine")
+        fig.tight_layout()
+        files["ripple.png"] = _png(fig)
+    if scales:
+        kinds = list(dict.fromkeys(r["intervention"] for r in scales))
+        effect = [sum(r["category"] == "effect" for r in scales if r["intervention"] == k) for k in kinds]
+        largest = [max(abs(r["mean"]) for r in scales if r["intervention"] == k) for k in kinds]
+        labels, x = kinds + [f"top-{r['k']} heads" for r in top_k], range(len(kinds) + len(top_k))
+        fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
+        a.bar(range(len(kinds)), effect, color="tab:blue", label="blocks with an effect (of %d)" % n_layers)
+        a.set_xticks(range(len(kinds)), kinds, rotation=30, ha="right")
+        a.set(ylabel="blocks", title="per-block interventions: blocks with an effect beyond ±SESOI")
+        b.semilogy(x, largest + [abs(r["mean"]) for r in top_k], "o-")
+        b.axhline(sesoi, color="gray", ls="--", label=f"SESOI {sesoi}")
+        b.set_xticks(list(x), labels, rotation=30, ha="right")
+        b.set(ylabel="|mean Δ cosine| (largest block / top-k at last block)", title="size of the change")
+        b.legend()
+        fig.suptitle(f"{model}: where the effect appears as the intervention grows")
+        fig.tight_layout()
+        files["scales.png"] = _png(fig)
+    return files

@@ -23,10 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics.statistics import block_tests
+from metrics.statistics import block_stats, block_tests, category
 
 SCENARIO_COLUMNS = ("model", "sentence", "layer", "head", "token", "pair", "clean", "silenced", "delta")
-BLOCK_COLUMNS = ("pair", "layer", "n", "mean_delta", "t", "p", "threshold", "significant")
+# The study's columns first (unchanged), then what can also say "no effect".
+STATS_COLUMNS = ("sd", "ci_low", "ci_high", "cohen_d", "p_permutation", "p_holm", "p_bh",
+                 "significant_holm", "significant_bh", "sesoi", "p_tost", "p_tost_holm", "equivalent", "category")
+BLOCK_COLUMNS = ("pair", "layer", "n", "mean_delta", "t", "p", "threshold", "significant") + STATS_COLUMNS
+_DESCRIBED = ("n", "mean", "t", "p", "p_bonferroni", "significant_bonferroni") + STATS_COLUMNS
+HEAD_COLUMNS = ("ablation", "layer", "head") + _DESCRIBED
+SCALE_COLUMNS = ("intervention", "layer") + _DESCRIBED + ("logprob_mean", "kl_mean")
+TOP_K_COLUMNS = ("k",) + _DESCRIBED + ("logprob_mean", "kl_mean")
+RIPPLE_COLUMNS = ("intervention", "layer", "read_at", "mean_delta", "p", "p_holm", "significant_holm")
 
 
 def _fmt(v):
@@ -95,6 +103,7 @@ class Report:
     complete: bool
     n_scenarios: int
     published: bool = False
+    beyond: dict | None = None
 
     @property
     def n_significant(self) -> int:
@@ -116,7 +125,52 @@ class Report:
                 lines.append(f"{t.layer:>5} {t.mean_delta:>+11.2e} {t.t:>8.2f} {t.p:>8.3f}  {'YES' if t.significant else 'no'}")
             lines.append(f"verdict: {self.n_significant} of {len(self.tests)} blocks significant after "
                          f"Bonferroni for {self.tested_pair}")
+        b = self.beyond or {}
+        if b.get("blocks"):
+            c = b["blocks"]
+            lines.append(f"beyond (SESOI ±{b['sesoi']}): blocks equivalent to no change {c['equivalent']}, "
+                         f"significant but negligible {c['negligible effect']}, undecided {c['undecided']} "
+                         f"{c['undecided_blocks']}, effect {c['effect']}")
+        if b.get("heads"):
+            c = b["heads"]
+            lines.append(f"heads across {c['n_prompts']} prompts ({c['ablation']} ablation, corrected over "
+                         f"{c['n']} heads): effect {c['effect']} {c['effect_heads']}, negligible effect "
+                         f"{c['negligible effect']}, equivalent {c['equivalent']}, undecided {c['undecided']}; "
+                         f"significant Bonferroni {c['bonferroni']}, Holm {c['holm']}, BH {c['bh']}")
+        for kind, c in (b.get("scales") or {}).items():
+            lines.append(f"scale {kind:<24} blocks with an effect {c['effect']:>2} of {c['n']}, largest "
+                         f"|mean Δ| {c['largest']:.3g}, mean Δlog p {c['logprob']:+.3g} nats, mean KL {c['kl']:.3g}")
+        for r in b.get("top_k") or []:
+            lines.append(f"top-{r['k']} heads together: mean Δ at the last block {r['mean']:+.3g}, {r['category']}")
         return lines
+
+
+def _count(rows) -> dict:
+    out = {c: sum(r["category"] == c for r in rows) for c in ("effect", "negligible effect", "equivalent", "undecided")}
+    out["n"] = len(rows)
+    return out
+
+
+def _beyond(setup, block_rows, tested, heads, scales, top_k) -> dict:
+    """The summary of the statistics beyond the study (summary.json "beyond", terminal lines)."""
+    out = {"sesoi": setup.sesoi}
+    mine = [r for r in block_rows if r["pair"] == tested]
+    if mine:
+        out["blocks"] = {**_count(mine), "undecided_blocks": [r["layer"] for r in mine if r["category"] == "undecided"]}
+    if heads:
+        out["heads"] = {**_count(heads), "n_prompts": heads[0]["n"], "ablation": heads[0]["ablation"],
+                        "effect_heads": [f"L{r['layer']:02d}-H{r['head']:02d}" for r in heads if r["category"] == "effect"],
+                        "bonferroni": sum(r["significant_bonferroni"] for r in heads),
+                        "holm": sum(r["significant_holm"] for r in heads), "bh": sum(r["significant_bh"] for r in heads)}
+    kinds = list(dict.fromkeys(r["intervention"] for r in scales))
+    out["scales"] = {}
+    for kind in kinds:
+        rows = [r for r in scales if r["intervention"] == kind]
+        out["scales"][kind] = {**_count(rows), "largest": max(abs(r["mean"]) for r in rows),
+                               "logprob": float(np.mean([r["logprob_mean"] for r in rows])),
+                               "kl": float(np.mean([r["kl_mean"] for r in rows]))}
+    out["top_k"] = [{"k": r["k"], "mean": r["mean"], "category": r["category"]} for r in top_k]
+    return out
 
 
 def write_report(results_dir: Path, setup, records) -> Report:
@@ -143,7 +197,9 @@ def write_report(results_dir: Path, setup, records) -> Report:
         tests = [type(t)(t.layer, t.n, t.mean_delta, t.t, t.p, 0.05 / setup.n_layers,
                          t.p < 0.05 / setup.n_layers) for t in tests]
         tests_by_pair[pair] = tests
-        block_rows += [{"pair": pair, **t.as_row()} for t in tests]
+        described = {r.layer: r for r in block_stats(deltas, full, sesoi=setup.sesoi)}
+        block_rows += [{"pair": pair, **t.as_row(), **described[t.layer].as_row(),
+                        "category": category(described[t.layer])} for t in tests]
 
     clean = {pair: {r["layer"]: r["clean"] for r in base if r["pair"] == pair} for pair in pairs}
     beats = None
@@ -184,10 +240,21 @@ def write_report(results_dir: Path, setup, records) -> Report:
             "max_abs_delta": max((abs(r["delta"]) for r in scen if r["pair"] == tested), default=None),
         },
     }
+    heads = sorted((r for k, r in records if k == "head"), key=lambda r: (r["layer"], r["head"]))
+    from metrics.scales import KINDS
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    scales = sorted((r for k, r in records if k == "scale"),
+                    key=lambda r: (order.get(r["intervention"], len(order)), r["intervention"], r["layer"]))
+    top_k = sorted((r for k, r in records if k == "top_k"), key=lambda r: r["k"])
+    ripple = sorted((r for k, r in records if k == "ripple"), key=lambda r: (r["intervention"], r["layer"], r["read_at"]))
+    beyond = _beyond(setup, block_rows, tested, heads, scales, top_k)
+    summary["beyond"] = beyond
+    report.beyond = beyond
     if not report.complete:
         report.published = False
         return report
-    from metrics.plots import draw_all
+    from metrics.html import page
+    from metrics.plots import draw_all, draw_beyond
 
     files = {
         "scenarios.csv": _csv(scen, SCENARIO_COLUMNS),
@@ -195,6 +262,17 @@ def write_report(results_dir: Path, setup, records) -> Report:
         "summary.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
         **draw_all(setup, clean, scen, tests_by_pair),
     }
+    for name, rows, columns in (("heads.csv", heads, HEAD_COLUMNS), ("scales.csv", scales, SCALE_COLUMNS),
+                                ("top_k.csv", top_k, TOP_K_COLUMNS), ("ripple.csv", ripple, RIPPLE_COLUMNS)):
+        if rows:
+            files[name] = _csv(rows, columns)
+    files.update(draw_beyond(setup.choice.name, heads, scales, top_k, ripple, setup.n_layers, setup.n_heads,
+                             setup.sesoi))
+    report.published = True
+    # Without the first line: it names the results folder, and the page must be the same
+    # bytes wherever the run wrote it.
+    files["report.html"] = page(f"head-silencing: {setup.choice.name}, {report.n_scenarios} scenarios",
+                                report.summary_lines()[1:], files)
     publish(folder, files)
     report.published = True
     return report

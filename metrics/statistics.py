@@ -347,3 +347,17 @@ def _as_sample(sample) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError("a sample must contain only finite values")
     return x
+
+
+# What a row's tests say together, in words (the report's and the README's categories).
+CATEGORIES = ("effect", "negligible effect", "equivalent", "undecided")
+
+
+def category(row: BlockStats) -> str:
+    """"effect": significant (Bonferroni) and NOT shown to lie within ±sesoi;
+    "negligible effect": significant, yet equivalent to zero within ±sesoi (a consistent but
+    tiny shift); "equivalent": not significant and within ±sesoi; "undecided": neither --
+    the data still allow an effect of sesoi or more (underpowered, absence of evidence)."""
+    if row.significant_bonferroni:
+        return "negligible effect" if row.equivalent else "effect"
+    return "equivalent" if row.equivalent else "undecided"
