@@ -80,7 +80,6 @@ def _compare(benchmark, model, ids, readout, naive_layers, label, warmup=1):
     return ratio
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("readout", ["block", "final"])
 def test_gpt2_large_shape(benchmark, gpt2_large, readout):
     model, ids = gpt2_large
@@ -109,7 +108,6 @@ PEAK_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
 def test_gpt2_large_shape_peak_memory(benchmark):
     """Peak resident memory of a fresh process: build the model, run both fast readouts."""
     script = PEAK_SCRIPT.format(root=str(ROOT))
@@ -138,7 +136,6 @@ def smollm2():
     return model, ids
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("readout", ["block", "final"])
 def test_smollm2(benchmark, smollm2, readout):
     model, ids = smollm2
