@@ -215,10 +215,13 @@ class StudyReport:
         self.records: list[tuple[str, dict]] = []
         self.report = None
         self.interrupted = False
+        self.failed: list[str] = []
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call":
             self.records.extend((k, row) for k, row in report.user_properties if k in RECORD_KINDS)
+        if report.failed and "study" in report.keywords:
+            self.failed.append(report.nodeid)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self, excinfo):
@@ -237,7 +240,7 @@ class StudyReport:
             from metrics.report import write_report
 
             self.report = write_report(Path(self.config.getoption("results_dir")),
-                                       self.config.stash[SETUP], self.records)
+                                       self.config.stash[SETUP], self.records, self.failed)
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.report is not None:

@@ -18,7 +18,7 @@ import os
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +104,7 @@ class Report:
     n_scenarios: int
     published: bool = False
     beyond: dict | None = None
+    failed: list = field(default_factory=list)
 
     @property
     def n_significant(self) -> int:
@@ -112,6 +113,9 @@ class Report:
     def summary_lines(self) -> list[str]:
         if self.published:
             lines = [f"model {self.model}: {self.n_scenarios} scenarios, results in {self.folder}"]
+        if self.failed:
+            lines.append(f"CLAIMS FAILED: {len(self.failed)} study test(s) failed in this run "
+                         "(listed in summary.json); read the numbers below with that in mind")
         else:
             lines = [f"model {self.model}: PARTIAL run, {self.n_scenarios} of {self.n_layers * self.n_heads} "
                      f"scenarios recorded: report not written; {self.folder} keeps the previous "
@@ -173,7 +177,10 @@ def _beyond(setup, block_rows, tested, heads, scales, top_k) -> dict:
     return out
 
 
-def write_report(results_dir: Path, setup, records) -> Report:
+def write_report(results_dir: Path, setup, records, failed: list[str] | None = None) -> Report:
+    """`failed`: node ids of the study's tests that failed in this run (they are named in
+    summary.json and the verdict, so a report never reads as a clean result when a claim
+    or a control broke)."""
     plan = setup.plan
     folder = results_dir / setup.choice.name
     scen = sorted((r for k, r in records if k == "scenario"), key=lambda r: (r["pair"], r["layer"], r["head"]))
@@ -209,7 +216,8 @@ def write_report(results_dir: Path, setup, records) -> Report:
     n_expected = setup.n_layers * setup.n_heads
     n_scen = len({(r["layer"], r["head"]) for r in scen})
     report = Report(folder, setup.choice.name, setup.n_layers, setup.n_heads, tested, beats,
-                    setup.n_layers, tests_by_pair.get(tested, []), n_scen == n_expected, n_scen)
+                    setup.n_layers, tests_by_pair.get(tested, []), n_scen == n_expected, n_scen,
+                    failed=sorted(failed or []))
 
     summary = {
         "model": setup.choice.name,
@@ -230,6 +238,7 @@ def write_report(results_dir: Path, setup, records) -> Report:
                        "baseline_min_fraction": 0.9},
         "complete": report.complete,
         "scenarios_recorded": n_scen,
+        "failed_study_tests": sorted(failed or []),
         "clean_cosine": {pair: [clean[pair].get(L) for L in range(setup.n_layers)] for pair in pairs},
         "controls": controls,
         "verdict": {
