@@ -198,6 +198,18 @@ def scale_run(setup, study_model, prompt_run):
     return run_scales(model, list(setup.prompts), prompt_run.deltas)
 
 
+@pytest.fixture(scope="session")
+def smollm2_study_input():
+    """(SmolLM2-135M, the study sentence's ids [1, 9]) whatever --model says: the real
+    model every machine has offline, for exactness tests and benchmarks."""
+    from transformers import AutoTokenizer
+
+    choice = resolve("smollm2-135m")
+    model, _ = load(choice)
+    tokenizer = AutoTokenizer.from_pretrained(choice.source, local_files_only=True)
+    return model, tokenizer(SENTENCE, return_tensors="pt").input_ids
+
+
 @pytest.fixture
 def record(request):
     """record(kind, row): ship a measured row to the controller's report."""

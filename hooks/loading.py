@@ -144,6 +144,13 @@ def prepare(choice: ModelChoice) -> None:
         (target / "DONE").write_text(json.dumps({"from": str(gguf)}))
 
 
+def _unloadable(choice: ModelChoice, what: str, err: Exception) -> ModelNotAvailable:
+    """One line: what failed, the first line of why, and what to do."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ModelNotAvailable(f"--model {choice.name}: {what} ({first}); check the path or the "
+                             f"network, or pass --model {SMOLLM2} (offline)")
+
+
 def load(choice: ModelChoice, device: str = "cpu"):
     """Load (model, tokenizer): float32, eval mode, on `device`."""
     import torch
@@ -155,11 +162,7 @@ def load(choice: ModelChoice, device: str = "cpu"):
         model = AutoModelForCausalLM.from_pretrained(
             choice.source, dtype=torch.float32, local_files_only=choice.local_only)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelNotAvailable(
-            f"--model {choice.name}: could not load {choice.source} ({first}); check the path "
-            f"or the network, or pass --model {SMOLLM2} (offline)"
-        ) from None
+        raise _unloadable(choice, f"could not load {choice.source}", err) from None
     return model.to(device).eval(), tok
 
 
@@ -171,8 +174,4 @@ def read_config(choice: ModelChoice):
     try:
         return AutoConfig.from_pretrained(choice.source, local_files_only=choice.local_only)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelNotAvailable(
-            f"--model {choice.name}: could not read the config of {choice.source} ({first}); "
-            f"check the path or the network, or pass --model {SMOLLM2} (offline)"
-        ) from None
+        raise _unloadable(choice, f"could not read the config of {choice.source}", err) from None

@@ -124,19 +124,7 @@ def test_gpt2_large_shape_peak_memory(benchmark):
     assert peak * 2**30 < MAX_PEAK_GB * 1e9
 
 
-@pytest.fixture(scope="module")
-def smollm2():
-    from hooks.loading import ModelNotAvailable, load, resolve
-
-    try:
-        model, tok = load(resolve("smollm2-135m"))
-    except ModelNotAvailable as err:
-        pytest.skip(f"SmolLM2-135M not available: {err}")
-    ids = tok("Peanut butter and pineapple taste great on pizza", return_tensors="pt").input_ids
-    return model, ids
-
-
 @pytest.mark.parametrize("readout", ["block", "final"])
-def test_smollm2(benchmark, smollm2, readout):
-    model, ids = smollm2
+def test_smollm2(benchmark, smollm2_study_input, readout):
+    model, ids = smollm2_study_input
     _compare(benchmark, model, ids, readout, list(range(model.config.num_hidden_layers)), "SmolLM2-135M, 270 heads")

@@ -238,14 +238,8 @@ SENTENCE = "Peanut butter and pineapple taste great on pizza"
 
 
 @pytest.fixture(scope="module")
-def smollm2():
-    from hooks.loading import ModelNotAvailable, load, resolve
-
-    try:
-        model, tok = load(resolve("smollm2-135m"))
-    except ModelNotAvailable as err:
-        pytest.skip(f"SmolLM2-135M not available: {err}")
-    ids = tok(SENTENCE, return_tensors="pt").input_ids
+def smollm2(smollm2_study_input):
+    model, ids = smollm2_study_input
     assert ids.shape == (1, 9)
     # The reference, computed once for both readouts: one silenced forward pass per head.
     block, final = [], []
