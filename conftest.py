@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hooks.architectures import ARCHITECTURES
-from hooks.loading import ModelChoice, ModelNotAvailable, load, read_config, resolve
+from hooks.loading import SMOLLM2, ModelChoice, ModelNotAvailable, load, read_config, resolve
 from metrics.prompts import ABLATIONS, PromptSetError, plan_prompts, read_prompts, run_prompts
 from metrics.statistics import DEFAULT_SESOI
 from metrics.study import MAX_DELTA, PAIRS, SENTENCE, SILENCE_WORD, Plan, Question, parse_pair, plan, run_study
@@ -199,14 +199,14 @@ def scale_run(setup, study_model, prompt_run):
 
 
 @pytest.fixture(scope="session")
-def smollm2_study_input():
+def smollm2_study_input(setup, request):
     """(SmolLM2-135M, the study sentence's ids [1, 9]) whatever --model says: the real
     model every machine has offline, for exactness tests and benchmarks."""
-    from transformers import AutoTokenizer
-
-    choice = resolve("smollm2-135m")
-    model, _ = load(choice)
-    tokenizer = AutoTokenizer.from_pretrained(choice.source, local_files_only=True)
+    smollm2 = resolve(SMOLLM2)
+    if setup.choice.source == smollm2.source and setup.device == "cpu":
+        model, tokenizer = request.getfixturevalue("study_model")   # already loaded: reuse it
+    else:
+        model, tokenizer = load(smollm2)
     return model, tokenizer(SENTENCE, return_tensors="pt").input_ids
 
 
