@@ -1,9 +1,9 @@
 """Wiring: options, the model fixture (once per worker), parametrization over every
 layer x head, and the report that the controller assembles from all workers' results.
 
-Where numbers come from: hooks/ changes the model, metrics/ measures; tests/ record what
+Where numbers come from: hooks/ changes the model, experiments/ measure with metrics/; tests/ record what
 they measured as `user_properties`, which pytest-xdist ships to the controller; the
-controller writes results/<model>/ from them (metrics/report.py).
+controller writes results/<model>/ from them (report/results.py).
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from hooks.architectures import ARCHITECTURES
-from hooks.loading import SMOLLM2, ModelChoice, ModelNotAvailable, load, read_config, resolve
-from metrics.prompts import ABLATIONS, PromptSetError, plan_prompts, read_prompts, run_prompts
+from models.loading import SMOLLM2, ModelChoice, ModelNotAvailable, load, read_config, resolve
+from experiments.prompts import ABLATIONS, PromptSetError, plan_prompts, read_prompts, run_prompts
 from metrics.statistics import DEFAULT_SESOI
-from metrics.study import MAX_DELTA, PAIRS, SENTENCE, SILENCE_WORD, Plan, Question, parse_pair, plan, run_study
-from metrics.tokens import WordNotFound
+from experiments.study import MAX_DELTA, PAIRS, SENTENCE, SILENCE_WORD, Plan, Question, parse_pair, plan, run_study
+from experiments.tokens import WordNotFound
 
 ROOT = Path(__file__).resolve().parent
 PROMPTS = ROOT / "tests" / "data" / "prompts.txt"
@@ -191,8 +191,8 @@ def prompt_run(setup, study_model):
 
 @pytest.fixture(scope="session")
 def scale_run(setup, study_model, prompt_run):
-    """ScaleRun: the interventions of growing scale (metrics/scales.py), once per worker."""
-    from metrics.scales import run_scales
+    """ScaleRun: the interventions of growing scale (experiments/scales.py), once per worker."""
+    from experiments.scales import run_scales
 
     model, _ = study_model
     return run_scales(model, list(setup.prompts), prompt_run.deltas)
@@ -249,7 +249,7 @@ class StudyReport:
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = True
         elif self.records and not self.interrupted:
-            from metrics.report import write_report
+            from report.results import write_report
 
             self.report = write_report(Path(self.config.getoption("results_dir")),
                                        self.config.stash[SETUP], self.records, self.failed)

@@ -1,4 +1,4 @@
-"""hooks/: everything that changes a model (and finds it, and loads it).
+"""hooks/: everything that changes a model (model loading lives in models/).
 
 Public API:
     silence(model, layer, head, token)         context manager, zeroes one head at one token

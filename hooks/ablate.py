@@ -11,7 +11,7 @@ Like `silence`, it edits the INPUT of block `layer`'s attention output projectio
 concatenated head outputs, [batch, seq, n_heads * head_dim]) through `hooks.silence.pre_hooks`,
 so the hooks are removed when the `with` exits, however it exits. `rows` lets one batched
 forward pass carry several different interventions (one per row), which is how
-metrics/scales.py runs every block's intervention of one prompt at once.
+experiments/scales.py runs every block's intervention of one prompt at once.
 
 `capture_heads` records the same projection input, unchanged, for mean ablation.
 """

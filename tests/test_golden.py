@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from metrics import golden
-from metrics.report import versions
-from metrics.study import Question, run_study, synthetic_plan
+from report import golden
+from report.results import versions
+from experiments.study import Question, run_study, synthetic_plan
 from tests.tiny_models import tiny
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from metrics.report import publish
+from report.results import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m"

@@ -1,4 +1,4 @@
-"""Interventions of growing scale at the pineapple token (metrics/scales.py), each tested per
+"""Interventions of growing scale at the pineapple token (experiments/scales.py), each tested per
 block across the first 8 prompts (paired t-test, Bonferroni over blocks; TOST at ±SESOI).
 
 Detection criterion for a positive control (stated, not tuned): the intervention is
@@ -9,7 +9,7 @@ report (scales.csv, scales.png) gives the number of such blocks per intervention
 import pytest
 import torch
 
-from metrics.scales import KINDS, MACROSCOPIC, SCALE_PROMPTS
+from experiments.scales import KINDS, MACROSCOPIC, SCALE_PROMPTS
 from metrics.statistics import block_stats, category
 
 pytestmark = pytest.mark.study

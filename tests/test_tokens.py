@@ -1,8 +1,8 @@
 """Locating words in the study sentence, with the real GPT-2 tokenizer (offline)."""
 import pytest
 
-from metrics.study import SENTENCE
-from metrics.tokens import WordNotFound, locate, tokenize
+from experiments.study import SENTENCE
+from experiments.tokens import WordNotFound, locate, tokenize
 from tests.tiny_models import gpt2_tokenizer
 
 

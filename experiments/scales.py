@@ -32,7 +32,7 @@ import torch
 
 from hooks import ablate, layout_of, scale_block
 from metrics.readouts import cosine_per_block, kl, log_prob_of, next_token_log_probs
-from metrics.study import Plan
+from experiments.study import Plan
 
 # Per block, ordered from the smallest to the largest intervention (the x-axis of scales.png).
 KINDS = ("top head @ token", "top head @ every token", "all heads @ token",
@@ -109,7 +109,7 @@ class _Rows:
 
 @torch.no_grad()
 def run_scales(model, plans: list[Plan], head_deltas: torch.Tensor, kinds=KINDS, top_k=TOP_K) -> ScaleRun:
-    """head_deltas: [n_layers, n_heads, n_prompts] single-head Δcos (metrics.prompts.PromptRun)
+    """head_deltas: [n_layers, n_heads, n_prompts] single-head Δcos (experiments.prompts.PromptRun)
     -- its prompts AFTER the first SCALE_PROMPTS pick each block's top head and the model's
     top-k heads; the interventions are measured on plans[:SCALE_PROMPTS]."""
     layout = layout_of(model)

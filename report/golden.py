@@ -20,7 +20,7 @@ TOLERANCE = 2e-5
 
 
 def numbers(run) -> dict:
-    """The gated numbers of a StudyRun (metrics.study), as plain lists."""
+    """The gated numbers of a StudyRun (experiments.study), as plain lists."""
     tested = run.plan.pairs[0]
     return {
         "tokens": run.plan.tokens.ids,

@@ -8,7 +8,7 @@ measured on each of them (paired: each prompt is its own clean control).
 
 File format: one sentence a line, UTF-8; blank lines and lines starting with # are
 ignored. Every sentence must contain the silenced word and both words of the tested pair
-exactly once (as `metrics.tokens.locate` finds them), or start-up stops naming the line.
+exactly once (as `experiments.tokens.locate` finds them), or start-up stops naming the line.
 """
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ import torch
 
 from hooks import capture_heads, layout_of, sweep
 from metrics.similarity import block_outputs, cosine
-from metrics.study import Plan, Question, plan
-from metrics.tokens import WordNotFound
+from experiments.study import Plan, Question, plan
+from experiments.tokens import WordNotFound
 
 ABLATIONS = ("zero", "mean")
-# metrics/scales.py tests its interventions on the first 8 prompts and picks its "top" heads
+# experiments/scales.py tests its interventions on the first 8 prompts and picks its "top" heads
 # on the others: it needs at least 2 more than 8.
 MIN_PROMPTS = 10
 

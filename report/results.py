@@ -250,7 +250,7 @@ def write_report(results_dir: Path, setup, records, failed: list[str] | None = N
         },
     }
     heads = sorted((r for k, r in records if k == "head"), key=lambda r: (r["layer"], r["head"]))
-    from metrics.scales import KINDS
+    from experiments.scales import KINDS
     order = {kind: i for i, kind in enumerate(KINDS)}
     scales = sorted((r for k, r in records if k == "scale"),
                     key=lambda r: (order.get(r["intervention"], len(order)), r["intervention"], r["layer"]))
@@ -262,8 +262,8 @@ def write_report(results_dir: Path, setup, records, failed: list[str] | None = N
     if not report.complete:
         report.published = False
         return report
-    from metrics.html import page
-    from metrics.plots import draw_all, draw_beyond
+    from report.html import page
+    from report.plots import draw_all, draw_beyond
 
     files = {
         "scenarios.csv": _csv(scen, SCENARIO_COLUMNS),

@@ -15,7 +15,7 @@ import torch
 
 from hooks import layout_of, silence, sweep
 from metrics.similarity import block_outputs, cosine
-from metrics.tokens import Tokens, WordNotFound, locate, tokenize
+from experiments.tokens import Tokens, WordNotFound, locate, tokenize
 
 SENTENCE = "Peanut butter and pineapple taste great on pizza"
 SILENCE_WORD = "pineapple"

@@ -1,0 +1,1 @@
+"""experiments/: drive hooks/ on a model and measure with metrics/ (the study, prompt sets, scales)."""

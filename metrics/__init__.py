@@ -1,0 +1,1 @@
+"""metrics/: tensors in, numbers out: similarity, readouts, statistics."""

@@ -1,0 +1,1 @@
+"""models/: which model a run uses, where its weights come from, and how they are loaded."""

@@ -1,0 +1,1 @@
+"""report/: what a person reads: result tables, figures, the HTML page, the golden gate."""
