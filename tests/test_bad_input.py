@@ -75,7 +75,7 @@ ACCEPTED = {
     "second occurrence chosen": (["--sentence", "pizza with pineapple beats pizza", "--pair", "pineapple:pizza#2"],
                                  "pineapple-pizza#2 (3, 5)"),
     "multi-word phrase": (["--pair", "pineapple:Peanut butter"], "pineapple-Peanut butter (4, 2)"),
-    "model from the environment": ([], "model: smollm2-135m"),
+    "model from the environment": ([], "model: smollm2-135m-instruct"),
 }
 
 
@@ -109,7 +109,7 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, bert_folder):
 @pytest.mark.parametrize("case", ACCEPTED)
 def test_odd_but_valid_input_is_accepted_and_shown(case):
     args, shown = ACCEPTED[case]
-    env = {"STUDY_MODEL": "smollm2-135m"} if "environment" in case else None
+    env = {"STUDY_MODEL": "smollm2-135m-instruct"} if "environment" in case else None
     code, out = _pytest(*args, env=env, quiet=False)
     assert code == 0, out[-3000:]
     assert shown in out, f"expected {shown!r} in the header:\n{out[:3000]}"

@@ -3,7 +3,7 @@ head's change of cosine(pineapple, pizza) at its block's output is one paired sa
 prompts (each prompt is its own clean control), tested against 0 (t-test, Bonferroni / Holm /
 BH over all n_layers x n_heads heads) and for equivalence within ±SESOI (TOST, Holm).
 
-Finding on SmolLM2-135M: with 24 prompts no head is left undecided; most heads shift the
+Finding on SmolLM2-135M-Instruct: with 24 prompts no head is left undecided; most heads shift the
 association consistently but by less than the SESOI; a few (about 4%) shift it by more.
 """
 import numpy as np

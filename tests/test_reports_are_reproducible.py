@@ -11,7 +11,7 @@ import pytest
 from report.results import publish
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "smollm2-135m"
+MODEL = "smollm2-135m-instruct"
 
 # How a run is spread: serially, over two xdist workers, over two execnet gateways
 # started with --tx (the same transport pytest-xdist uses to reach other machines,

@@ -1,4 +1,4 @@
-"""The study's claims, on the model the run resolved (--model; SmolLM2-135M offline).
+"""The study's claims, on the model the run resolved (--model; SmolLM2-135M-Instruct offline).
 
 Finding under test (METHOD.md): in the clean model, cosine(pineapple, pizza) beats
 cosine(butter, pizza) at almost every block; silencing ONE head of ONE block at the

@@ -9,7 +9,7 @@ Run with:  python -m pytest tests/test_sweep_benchmarks.py --benchmark-only -s -
     0, 17, 35 (all heads, 60 forward passes) and scaled to 720 -- printed as scaled.
     Targets: block >= 200x, final >= 10x. Peak memory of the fast sweep (resident set
     of a fresh subprocess that builds the model and runs both readouts) < 6 GB.
-(b) SmolLM2-135M (real weights, local cache), the study sentence, all 270, both readouts,
+(b) SmolLM2-135M-Instruct (real weights, local cache), the study sentence, all 270, both readouts,
     naive loop timed in full.
 Ratios go into benchmark.extra_info and are printed.
 """
@@ -127,4 +127,4 @@ def test_gpt2_large_shape_peak_memory(benchmark):
 @pytest.mark.parametrize("readout", ["block", "final"])
 def test_smollm2(benchmark, smollm2_study_input, readout):
     model, ids = smollm2_study_input
-    _compare(benchmark, model, ids, readout, list(range(model.config.num_hidden_layers)), "SmolLM2-135M, 270 heads")
+    _compare(benchmark, model, ids, readout, list(range(model.config.num_hidden_layers)), "SmolLM2-135M-Instruct, 270 heads")

@@ -3,7 +3,7 @@
 
 Exactness bound, per (layer, head): max|fast - naive| <= 1e-5 * max(1, max|naive|);
 cosines between positions computed from either agree to 1e-6.
-Tiny random models are built here (no downloads); the real-model test uses SmolLM2-135M
+Tiny random models are built here (no downloads); the real-model test uses SmolLM2-135M-Instruct
 from the local cache and is skipped where it is not available.
 """
 from __future__ import annotations
@@ -231,7 +231,7 @@ def test_unsupported_architecture():
 
 
 # ---------------------------------------------------------------------------------------
-# The real model: SmolLM2-135M, the study sentence, all 270 (layer, head)
+# The real model: SmolLM2-135M-Instruct, the study sentence, all 270 (layer, head)
 # ---------------------------------------------------------------------------------------
 
 SENTENCE = "Peanut butter and pineapple taste great on pizza"
