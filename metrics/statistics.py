@@ -1,102 +1,143 @@
-"""Per-block statistics of silencing effects (scipy, not hand-rolled).
+"""Statistics of silencing effects: one row per unit (a block, or a head), tests across units.
 
-The study's test: for each block, the n_heads differences (silenced - clean) of the
-readout are one sample; a one-sample t-test against 0 (n_heads - 1 degrees of freedom),
-with a Bonferroni threshold of alpha / n_blocks over blocks (`block_tests`).
+A *unit* is what a claim is about; its *sample* is the set of differences (silenced - clean)
+that measure it:
+- a block on the study sentence: its heads' differences ([n_heads]; the seed's t-test);
+- a head across the prompt set: its per-prompt differences ([n_prompts]; paired, each prompt
+  its own clean control).
 
-Beyond it (to support "no effect" claims, see METHOD.md "Known weaknesses"):
-- `adjust` / `reject`: Bonferroni, Holm and Benjamini-Hochberg over a vector of p-values;
-- `describe`: mean, sd, se, confidence interval, Cohen's d, t-test, sign-flip permutation
-  test and an equivalence test (`tost`) against a smallest effect size of interest;
-- `block_stats` ([n_blocks, n_heads]) and `head_stats` ([n_layers, n_heads, n_prompts]):
-  `describe` per row, corrections across rows, and a verdict per row.
+`analyse(samples, keys, ...)` describes every unit (mean, sd, CI, Cohen's d, one-sample
+t-test, sign-flip permutation test, TOST against +-SESOI), corrects the p-values across the
+units, and puts each unit in ONE category (the suite's only verdict taxonomy):
+
+    effect             significant (family correction) and not shown to lie within +-SESOI
+    negligible effect  significant, yet shown to lie within +-SESOI (consistent but tiny)
+    equivalent         not significant, shown within +-SESOI, AND the test had the power to
+                       see a SESOI effect (power >= the plan's target)
+    undecided          anything else: the data still allow a change of SESOI or more, or the
+                       test could not have seen one (absence of evidence, with its power)
+
+Everything is vectorized over units (numpy + scipy.stats distributions), so the power
+simulations in metrics/power.py can run the same tests thousands of times.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats
 
-
-@dataclass(frozen=True)
-class BlockTest:
-    """The one-sample t-test of one block's per-head differences."""
-
-    layer: int
-    n: int                 # number of heads (sample size)
-    mean_delta: float
-    t: float
-    p: float
-    threshold: float       # Bonferroni: alpha / number of blocks tested
-    significant: bool
-
-    def as_row(self) -> dict:
-        return {"layer": self.layer, "n": self.n, "mean_delta": self.mean_delta, "t": self.t,
-                "p": self.p, "threshold": self.threshold, "significant": self.significant}
+METHODS = ("bonferroni", "holm", "bh")
+CATEGORIES = ("effect", "negligible effect", "equivalent", "undecided")
 
 
-def bonferroni(alpha: float, n_tests: int) -> float:
-    return alpha / n_tests
+def as_samples(samples) -> np.ndarray:
+    """[units, n] float64 of finite values, n >= 2 (a t-test needs n - 1 >= 1 df)."""
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"samples must be [units, n] with n >= 2 values per unit, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("samples must contain only finite values")
+    return x
+
+
+def t_tests(x: np.ndarray, null: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided one-sample t-tests of each row's mean against `null`: (t, p), each [units].
+
+    A row with no spread has no t distribution (scipy gives nan); decide it explicitly: a
+    row equal to the null is no effect at all (t 0, p 1), any other constant is as
+    consistent as an effect can be (t +-inf, p 0).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1]
+    mean = x.mean(-1)
+    constant = np.ptp(x, axis=-1) == 0
+    se = np.where(constant, 1.0, x.std(-1, ddof=1) / np.sqrt(n))
+    t = (mean - null) / se
+    p = 2 * stats.t.sf(np.abs(t), n - 1)
+    first = x[..., 0]
+    t = np.where(constant, np.where(first == null, 0.0, np.where(first > null, np.inf, -np.inf)), t)
+    p = np.where(constant, np.where(first == null, 1.0, 0.0), p)
+    return t, p
 
 
 def one_sample_t(sample) -> tuple[float, float]:
-    """(t, p) of a two-sided one-sample t-test against 0.
+    """(t, p) of one sample [n] against 0 (see `t_tests`)."""
+    t, p = t_tests(as_samples(sample))
+    return float(t[0]), float(p[0])
 
-    scipy returns nan when the sample has no spread; decide those cases explicitly: all
-    zeros is no effect at all (p = 1), a constant non-zero shift is as consistent as an
-    effect can be (p = 0).
+
+def tost_p(x: np.ndarray, sesoi: float) -> np.ndarray:
+    """Equivalence test (two one-sided t-tests) of each row's mean against (-sesoi, +sesoi): [units].
+
+    p = max(p_lower, p_upper); p_lower tests H0 mean <= -sesoi, p_upper H0 mean >= +sesoi.
+    Equivalence at level alpha <=> the (1 - 2 alpha) CI lies inside the band. A constant row
+    lies inside the band or not, with certainty (p 0 or 1; on the bound is not inside).
     """
-    x = np.asarray(sample, dtype=np.float64)
-    if np.ptp(x) == 0:
-        return (0.0, 1.0) if x[0] == 0 else (float(np.sign(x[0]) * np.inf), 0.0)
-    result = stats.ttest_1samp(x, 0.0)
-    return float(result.statistic), float(result.pvalue)
+    if not sesoi > 0:
+        raise ValueError(f"sesoi must be > 0, got {sesoi}")
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1]
+    mean = x.mean(-1)
+    constant = np.ptp(x, axis=-1) == 0
+    se = np.where(constant, 1.0, x.std(-1, ddof=1) / np.sqrt(n))
+    p_lower = stats.t.sf((mean + sesoi) / se, n - 1)
+    p_upper = stats.t.cdf((mean - sesoi) / se, n - 1)
+    first = x[..., 0]
+    p_lower = np.where(constant, np.where(first > -sesoi, 0.0, 1.0), p_lower)
+    p_upper = np.where(constant, np.where(first < sesoi, 0.0, 1.0), p_upper)
+    return np.maximum(p_lower, p_upper)
 
 
-def block_tests(deltas, layers=None, alpha: float = 0.05) -> list[BlockTest]:
-    """deltas: [n_blocks, n_heads] (silenced - clean) -> one BlockTest per block.
+def tost(sample, sesoi: float) -> float:
+    """p of the TOST of one sample [n] (see `tost_p`)."""
+    return float(tost_p(as_samples(sample), sesoi)[0])
 
-    `layers` names the rows (default 0..n_blocks-1); Bonferroni divides alpha by the
-    number of rows.
+
+def sign_patterns(n: int, max_patterns: int, seed: int) -> tuple[np.ndarray, bool]:
+    """([patterns, n] of +-1, exact): every one of the 2**n sign patterns when there are at
+    most `max_patterns` (exact tests), else `max_patterns` patterns drawn with `seed`."""
+    if 2 ** n <= max_patterns:
+        return np.array(list(itertools.product((-1.0, 1.0), repeat=n))), True
+    rng = np.random.default_rng(seed)
+    return rng.choice((-1.0, 1.0), size=(int(max_patterns), n)), False
+
+
+def sign_flip_p(samples, n_resamples: int = 9999, seed: int = 0) -> np.ndarray:
+    """Two-sided sign-flip permutation test of each row's mean against 0: [units].
+
+    Null: each value's sign is equally likely + or - (a distribution symmetric about 0).
+    With 2**n <= n_resamples every pattern is enumerated (exact: p = 2 min(P(null >= obs),
+    P(null <= obs))); otherwise n_resamples shared random patterns (seeded, deterministic)
+    and the usual +1 correction. An exact test has a floor: p >= 2 / 2**n (2/512 for 9
+    heads), so it can never pass a threshold below that; the t-test is the study's test,
+    this is its assumption-light check.
     """
-    deltas = np.asarray(deltas, dtype=np.float64)
-    layers = list(range(deltas.shape[0])) if layers is None else list(layers)
-    threshold = bonferroni(alpha, deltas.shape[0])
-    out = []
-    for layer, row in zip(layers, deltas):
-        t, p = one_sample_t(row)
-        out.append(BlockTest(layer, row.size, float(row.mean()), t, p, threshold, p < threshold))
-    return out
+    x = as_samples(samples)
+    n = x.shape[1]
+    flips, exact = sign_patterns(n, n_resamples, seed)
+    null = flips @ x.T / n                                   # [patterns, units]
+    obs = x.mean(1)
+    tol = 1e-9 * np.abs(x).max(1)                            # float noise, far below any real gap
+    greater = (null >= obs - tol).sum(0)
+    less = (null <= obs + tol).sum(0)
+    if exact:
+        p = 2 * np.minimum(greater, less) / flips.shape[0]
+    else:
+        p = 2 * (np.minimum(greater, less) + 1) / (flips.shape[0] + 1)
+    return np.minimum(p, 1.0)
 
 
-# ---------------------------------------------------------------------------------------
-# Beyond the study's t-test: statistics that can also support "no effect" claims.
-#
-# A t-test that fails to reject says only "not detected" (absence of evidence). To claim
-# "no effect worth caring about" we need (a) confidence intervals and effect sizes, so the
-# reader sees how large an effect the data still allow, and (b) an equivalence test
-# (TOST) against a smallest effect size of interest (SESOI) fixed in advance.
-# ---------------------------------------------------------------------------------------
+def adjust(pvalues, method: str = "holm", axis: int | None = None) -> np.ndarray:
+    """Multiple-comparison adjusted p-values, same shape as `pvalues`, capped at 1.
 
-METHODS = ("bonferroni", "holm", "bh")
-
-# Suggested SESOI for the pineapple-pizza cosine difference (silenced - clean), in cosine
-# units. The cosines themselves are ~0.4-0.9, silencing a whole block moves them by up to
-# 0.23, single heads by at most 0.041 and typically < 0.005. A mean shift of 0.01 is
-# ~1-2.5% of the cosine and ~4% of a whole-block silencing: anything smaller we would not
-# call a change in the representation. It is a judgement, set before looking at the
-# results; report it with every equivalence claim.
-DEFAULT_SESOI = 0.01
-
-
-def adjust(pvalues, method: str = "holm") -> np.ndarray:
-    """Multiple-comparison adjusted p-values, same shape as `pvalues`.
-
-    method: "bonferroni" (m * p), "holm" (step-down Bonferroni; same family-wise error
-    control under any dependence, never less powerful) or "bh" (Benjamini-Hochberg, controls
-    the false discovery rate instead; scipy.stats.false_discovery_control).
-    The family is all entries of `pvalues` (m = pvalues.size). Adjusted values are capped at 1.
+    method: "bonferroni" (m * p), "holm" (step-down Bonferroni: same family-wise control under
+    any dependence, never less powerful) or "bh" (Benjamini-Hochberg: false discovery rate).
+    The family is every entry (axis=None) or each slice along `axis` (the simulations adjust
+    thousands of families at once).
     """
     p = np.asarray(pvalues, dtype=np.float64)
     if method not in METHODS:
@@ -105,259 +146,138 @@ def adjust(pvalues, method: str = "holm") -> np.ndarray:
         return p.copy()
     if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
         raise ValueError("p-values must lie in [0, 1] (no nan)")
-    flat = p.ravel()
-    m = flat.size
+    if axis is None:
+        return adjust(p.reshape(1, -1), method, axis=1).reshape(p.shape)
+    q = np.moveaxis(p, axis, -1)
+    m = q.shape[-1]
     if method == "bonferroni":
-        out = np.minimum(flat * m, 1.0)
-    elif method == "holm":
-        # Sort ascending; the i-th smallest (0-based) is multiplied by (m - i). The running
-        # maximum keeps the adjusted values in the same order as the raw ones (step-down:
-        # a hypothesis can only be rejected if all smaller p-values were rejected).
-        order = np.argsort(flat, kind="stable")
-        stepped = np.maximum.accumulate((m - np.arange(m)) * flat[order])
-        out = np.empty(m)
-        out[order] = np.minimum(stepped, 1.0)
+        out = np.minimum(q * m, 1.0)
     else:
-        out = stats.false_discovery_control(flat, method="bh")
-    return out.reshape(p.shape)
+        order = np.argsort(q, axis=-1, kind="stable")
+        ranked = np.take_along_axis(q, order, -1)
+        if method == "holm":
+            # i-th smallest (0-based) times (m - i); the running maximum keeps the order
+            # (a hypothesis is rejected only if every smaller p was).
+            stepped = np.maximum.accumulate((m - np.arange(m)) * ranked, axis=-1)
+        else:
+            # m * p_(i) / i, then the running minimum from the largest p down.
+            scaled = ranked * m / np.arange(1, m + 1)
+            stepped = np.minimum.accumulate(scaled[..., ::-1], axis=-1)[..., ::-1]
+        out = np.empty_like(q)
+        np.put_along_axis(out, order, np.minimum(stepped, 1.0), -1)
+    return np.moveaxis(out, -1, axis)
 
 
-def reject(pvalues, alpha: float = 0.05, method: str = "holm") -> np.ndarray:
-    """Boolean array (shape of `pvalues`): which null hypotheses are rejected at level alpha.
+def reject(pvalues, alpha: float, method: str, axis: int | None = None) -> np.ndarray:
+    """Which null hypotheses are rejected at level alpha (strict `<`), shape of `pvalues`.
 
-    Strict `<`, like the study's `p < alpha / m`.
+    Bonferroni compares p < alpha / m (the seed's form: m * p < alpha can differ in the last bit).
     """
     p = np.asarray(pvalues, dtype=np.float64)
     if method == "bonferroni":
-        # Compare as p < alpha / m, exactly like `block_tests`, so both always agree
-        # (m * p < alpha can differ from it in the last floating-point bit).
-        adjust(p, method)  # validates
-        return p < bonferroni(alpha, max(p.size, 1))
-    return adjust(p, method) < alpha
-
-
-def sign_flip_p(sample, n_resamples: float = 9999, seed: int = 0) -> float:
-    """Two-sided p of a sign-flip permutation test of the mean against 0.
-
-    Null hypothesis: the distribution of the sample is symmetric about 0, so every value's
-    sign is equally likely + or -. scipy's `permutation_test` with ONE sample and
-    permutation_type='samples' flips signs. There are 2**n sign patterns; scipy enumerates
-    them all (exact test) when 2**n <= n_resamples, otherwise draws n_resamples at random
-    from a generator seeded with `seed` (deterministic). Pass n_resamples=np.inf to force
-    the exact test (2**20 flips take several seconds).
-    The statistic is the mean; under sign flips sum(x**2) is fixed, so the t statistic is a
-    monotone function of the mean and the test is the same as flipping t.
-    A Monte Carlo p-value is never below about 1 / (n_resamples + 1): too coarse to survive
-    a Bonferroni threshold over hundreds of tests; use it as a check on the t-test.
-    """
-    x = _as_sample(sample)
-    result = stats.permutation_test(
-        (x,), _mean_last_axis, permutation_type="samples", vectorized=True,
-        n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed))
-    return float(result.pvalue)
-
-
-def _mean_last_axis(x, axis=-1):
-    return np.mean(x, axis=axis)
-
-
-def tost(sample, sesoi: float) -> tuple[float, float, float]:
-    """Equivalence test (two one-sided t-tests) of the mean against the band (-sesoi, +sesoi).
-
-    sesoi: smallest effect size of interest, > 0, in the units of the data.
-    Returns (p_tost, p_lower, p_upper): p_lower tests H0 mean <= -sesoi against mean > -sesoi,
-    p_upper tests H0 mean >= +sesoi against mean < +sesoi. Equivalence is claimed when BOTH
-    reject, i.e. p_tost = max(p_lower, p_upper) < alpha (same as the 1 - 2*alpha confidence
-    interval lying inside the band).
-    Zero-variance samples (scipy gives nan): a constant c lies inside the band or not, with
-    certainty: p = 0 if |c| < sesoi, else 1 (all zeros is always equivalent).
-    """
-    if not sesoi > 0:
-        raise ValueError(f"sesoi must be > 0, got {sesoi}")
-    x = _as_sample(sample)
-    if np.ptp(x) == 0:
-        p_lower = 0.0 if x[0] > -sesoi else 1.0
-        p_upper = 0.0 if x[0] < sesoi else 1.0
-        return max(p_lower, p_upper), p_lower, p_upper
-    p_lower = float(stats.ttest_1samp(x, -sesoi, alternative="greater").pvalue)
-    p_upper = float(stats.ttest_1samp(x, sesoi, alternative="less").pvalue)
-    return max(p_lower, p_upper), p_lower, p_upper
+        adjust(p, method, axis)            # validates
+        m = p.size if axis is None else p.shape[axis]
+        return p < alpha / max(m, 1)
+    return adjust(p, method, axis) < alpha
 
 
 @dataclass(frozen=True)
-class SampleStats:
-    """Everything `describe` says about one sample of differences (units of the data)."""
+class UnitStats:
+    """Everything the suite says about one unit (a block, or a head); units of the data.
 
-    n: int
-    mean: float
-    sd: float              # ddof=1
-    se: float              # sd / sqrt(n)
-    ci_low: float          # confidence interval of the mean (t distribution)
-    ci_high: float
-    cohen_d: float         # mean / sd (one-sample standardised effect); +-inf if sd == 0
-    t: float               # one-sample t against 0 (`one_sample_t`)
-    p: float
-    p_permutation: float   # sign-flip permutation test against 0
-    p_tost: float          # equivalence test against (-sesoi, +sesoi)
-    sesoi: float
-
-
-def describe(sample, sesoi: float = DEFAULT_SESOI, confidence: float = 0.95,
-             n_resamples: float = 9999, seed: int = 0) -> SampleStats:
-    """Summary and tests of one 1-D sample of differences (e.g. silenced - clean).
-
-    sample: [n] finite values, n >= 2 — the 20 heads of one block, or the per-prompt
-    differences of one (layer, head) (a paired design: each prompt is its own control).
-    sesoi: equivalence bound for `tost`, in the units of the sample.
-    """
-    x = _as_sample(sample)
-    n = x.size
-    mean = float(x.mean())
-    # Test "no spread" on the values themselves (as `one_sample_t` does): x.std() of a
-    # constant array can come out as 1e-19 from rounding in the mean, not exactly 0.
-    constant = np.ptp(x) == 0
-    sd = 0.0 if constant else float(x.std(ddof=1))
-    se = sd / np.sqrt(n)
-    t, p = one_sample_t(x)
-    if constant:
-        # No spread: the mean is known exactly; the interval collapses to it.
-        mean = float(x[0])
-        ci_low = ci_high = mean
-        cohen_d = 0.0 if mean == 0 else float(np.sign(mean) * np.inf)
-    else:
-        ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence_level=confidence)
-        ci_low, ci_high = float(ci.low), float(ci.high)
-        cohen_d = mean / sd
-    p_tost, _, _ = tost(x, sesoi)
-    return SampleStats(n=n, mean=mean, sd=sd, se=float(se), ci_low=ci_low, ci_high=ci_high,
-                       cohen_d=float(cohen_d), t=t, p=p,
-                       p_permutation=sign_flip_p(x, n_resamples, seed),
-                       p_tost=p_tost, sesoi=float(sesoi))
-
-
-@dataclass(frozen=True, kw_only=True)
-class BlockStats(SampleStats):
-    """`describe` of one row (a block, or one head) plus corrections across all rows.
-
-    Corrections are over the rows of one call (blocks for `block_stats`, all
-    layer x head pairs for `head_stats`).
-    verdict: "significant" (Bonferroni-significant, the study's criterion), else
-    "equivalent" (TOST, Holm-adjusted, says |mean| < sesoi), else "undecided" (not
-    significant, but the data still allow an effect of sesoi or more: absence of evidence).
-    A row can be both significant and equivalent (a consistent but negligible shift);
-    its verdict is then "significant" and both flags say so.
+    `significant` and `equivalent` are after the family's corrections (p_adjusted,
+    p_tost_adjusted); `power` is the measured chance that this unit's test would detect a
+    true effect of SESOI size (metrics/power.py), nan where not measured.
     """
 
     layer: int
-    head: int | None           # None for a whole-block row
-    p_bonferroni: float        # p adjusted over all rows of the call
-    p_holm: float
+    head: int | None            # None for a block
+    n: int
+    mean: float
+    sd: float                   # ddof=1
+    se: float
+    ci_low: float               # 95% confidence interval of the mean (t distribution)
+    ci_high: float
+    cohen_d: float              # mean / sd; +-inf for a constant non-zero sample
+    t: float
+    p: float
+    p_permutation: float        # sign-flip test against 0 (exact when 2**n <= 9999)
+    p_holm: float               # p adjusted over the family, for the reader beside the plan's
     p_bh: float
-    significant_bonferroni: bool
-    significant_holm: bool
-    significant_bh: bool
-    p_tost_holm: float         # p_tost, Holm-adjusted over all rows
-    equivalent: bool           # p_tost_holm < alpha
-    verdict: str               # "significant" | "equivalent" | "undecided"
+    p_adjusted: float           # p adjusted by the plan's correction (the one that decides)
+    significant: bool
+    sesoi: float
+    p_tost: float
+    p_tost_adjusted: float
+    equivalent: bool
+    power: float
+    category: str
+
+    @property
+    def label(self) -> str:
+        return f"L{self.layer:02d}" if self.head is None else f"L{self.layer:02d}-H{self.head:02d}"
 
     def as_row(self) -> dict:
-        """Flat dict for a CSV row (no `head` column for whole-block rows)."""
-        row = {"layer": self.layer}
-        if self.head is not None:
-            row["head"] = self.head
-        row.update({k: v for k, v in asdict(self).items() if k not in ("layer", "head")})
+        """Flat dict for a CSV row (no `head` column for a block)."""
+        row = asdict(self)
+        if self.head is None:
+            row.pop("head")
         return row
 
 
-def block_stats(deltas, layers=None, alpha: float = 0.05, sesoi: float = DEFAULT_SESOI,
-                n_resamples: float = 9999, seed: int = 0) -> list[BlockStats]:
-    """deltas: [n_blocks, n_heads] (silenced - clean) -> one BlockStats per block.
+def category(significant: bool, equivalent: bool, power: float, power_target: float) -> str:
+    """The one verdict of a unit (see the module docstring)."""
+    if significant:
+        return "negligible effect" if equivalent else "effect"
+    if equivalent and power >= power_target:
+        return "equivalent"
+    return "undecided"
 
-    Each row (the n_heads differences of one block) is one sample; corrections are over the
-    n_blocks rows. `layers` names the rows (default 0..n_blocks-1).
+
+def analyse(samples, keys, *, alpha: float, correction: str, equivalence_correction: str,
+            sesoi: float, power=None, power_target: float = 0.8, n_resamples: int = 9999,
+            seed: int = 0) -> list[UnitStats]:
+    """samples [units, n] (one row per unit), keys [(layer, head or None)] -> one UnitStats per unit.
+
+    Corrections are over the units of this call; `power` [units] (or None: nan, never
+    "equivalent") is the unit's measured power to detect a SESOI effect.
     """
-    deltas = np.asarray(deltas, dtype=np.float64)
-    if deltas.ndim != 2:
-        raise ValueError(f"deltas must be [n_blocks, n_heads], got shape {deltas.shape}")
-    layers = list(range(deltas.shape[0])) if layers is None else list(layers)
-    if len(layers) != deltas.shape[0]:
-        raise ValueError("one layer name per row of deltas")
-    keys = [(int(layer), None) for layer in layers]
-    return _rows_with_corrections(keys, list(deltas), alpha, sesoi, n_resamples, seed)
-
-
-def head_stats(deltas, layers=None, alpha: float = 0.05, sesoi: float = DEFAULT_SESOI,
-               n_resamples: float = 9999, seed: int = 0) -> list[BlockStats]:
-    """deltas: [n_layers, n_heads, n_prompts] (silenced - clean, paired per prompt).
-
-    Tests each (layer, head) across prompts: the sample is that head's n_prompts
-    differences. Corrections are over all n_layers * n_heads tests. Returns rows in order
-    layer-major (layer 0 heads 0..n_heads-1, then layer 1, ...), each with `head` set.
-    """
-    deltas = np.asarray(deltas, dtype=np.float64)
-    if deltas.ndim != 3:
-        raise ValueError(
-            f"deltas must be [n_layers, n_heads, n_prompts], got shape {deltas.shape}")
-    layers = list(range(deltas.shape[0])) if layers is None else list(layers)
-    if len(layers) != deltas.shape[0]:
-        raise ValueError("one layer name per first-axis entry of deltas")
-    keys = [(int(layer), head) for layer in layers for head in range(deltas.shape[1])]
-    samples = list(deltas.reshape(-1, deltas.shape[2]))
-    return _rows_with_corrections(keys, samples, alpha, sesoi, n_resamples, seed)
-
-
-def _rows_with_corrections(keys, samples, alpha, sesoi, n_resamples, seed):
-    """describe() every sample, then correct p-values across all of them."""
-    described = [describe(s, sesoi, n_resamples=n_resamples, seed=seed) for s in samples]
-    p = np.array([d.p for d in described])
-    p_tost = np.array([d.p_tost for d in described])
-    adjusted = {m: adjust(p, m) for m in METHODS}
-    significant = {m: reject(p, alpha, m) for m in METHODS}
-    # Equivalence claims per row are a family too: Holm keeps the chance of ANY false
-    # "equivalent" below alpha under any dependence between rows (as Bonferroni does) and
-    # is never less powerful. (Claiming only "ALL rows are equivalent" would need no
-    # correction at all, intersection-union principle; per-row claims need it.)
-    p_tost_holm = adjust(p_tost, "holm")
-    equivalent = p_tost_holm < alpha
+    x = as_samples(samples)
+    if len(keys) != x.shape[0]:
+        raise ValueError(f"{len(keys)} keys for {x.shape[0]} units: pass one (layer, head) per row")
+    n = x.shape[1]
+    constant = np.ptp(x, axis=1) == 0
+    # A constant row's mean is its value (x.mean() can be off in the last bit).
+    mean = np.where(constant, x[:, 0], x.mean(1))
+    sd = np.where(constant, 0.0, x.std(1, ddof=1))
+    se = sd / np.sqrt(n)
+    half = stats.t.ppf(0.975, n - 1) * se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cohen_d = np.where(constant, np.where(mean == 0, 0.0, np.sign(mean) * np.inf), mean / sd)
+    t, p = t_tests(x)
+    p_tost = tost_p(x, sesoi)
+    p_perm = sign_flip_p(x, n_resamples, seed)
+    p_adj = adjust(p, correction)
+    significant = reject(p, alpha, correction)
+    p_tost_adj = adjust(p_tost, equivalence_correction)
+    equivalent = p_tost_adj < alpha
+    power = np.full(x.shape[0], np.nan) if power is None else np.asarray(power, dtype=np.float64)
+    p_holm, p_bh = adjust(p, "holm"), adjust(p, "bh")
     out = []
-    for i, ((layer, head), d) in enumerate(zip(keys, described)):
-        if significant["bonferroni"][i]:
-            verdict = "significant"
-        elif equivalent[i]:
-            verdict = "equivalent"
-        else:
-            verdict = "undecided"
-        out.append(BlockStats(
-            **asdict(d), layer=layer, head=head,
-            p_bonferroni=float(adjusted["bonferroni"][i]), p_holm=float(adjusted["holm"][i]),
-            p_bh=float(adjusted["bh"][i]),
-            significant_bonferroni=bool(significant["bonferroni"][i]),
-            significant_holm=bool(significant["holm"][i]),
-            significant_bh=bool(significant["bh"][i]),
-            p_tost_holm=float(p_tost_holm[i]), equivalent=bool(equivalent[i]),
-            verdict=verdict))
+    for i, (layer, head) in enumerate(keys):
+        out.append(UnitStats(
+            layer=int(layer), head=None if head is None else int(head), n=n, mean=float(mean[i]),
+            sd=float(sd[i]), se=float(se[i]), ci_low=float(mean[i] - half[i]), ci_high=float(mean[i] + half[i]),
+            cohen_d=float(cohen_d[i]), t=float(t[i]), p=float(p[i]), p_permutation=float(p_perm[i]),
+            p_holm=float(p_holm[i]), p_bh=float(p_bh[i]), p_adjusted=float(p_adj[i]),
+            significant=bool(significant[i]), sesoi=float(sesoi), p_tost=float(p_tost[i]),
+            p_tost_adjusted=float(p_tost_adj[i]), equivalent=bool(equivalent[i]), power=float(power[i]),
+            category=category(bool(significant[i]), bool(equivalent[i]), float(power[i]), power_target)))
     return out
 
 
-def _as_sample(sample) -> np.ndarray:
-    """A 1-D float64 array of >= 2 finite values (a t-test needs n - 1 >= 1 df)."""
-    x = np.asarray(sample, dtype=np.float64)
-    if x.ndim != 1 or x.size < 2:
-        raise ValueError(f"a sample must be 1-D with at least 2 values, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("a sample must contain only finite values")
-    return x
-
-
-# What a row's tests say together, in words (the report's and the README's categories).
-CATEGORIES = ("effect", "negligible effect", "equivalent", "undecided")
-
-
-def category(row: BlockStats) -> str:
-    """"effect": significant (Bonferroni) and NOT shown to lie within ±sesoi;
-    "negligible effect": significant, yet equivalent to zero within ±sesoi (a consistent but
-    tiny shift); "equivalent": not significant and within ±sesoi; "undecided": neither --
-    the data still allow an effect of sesoi or more (underpowered, absence of evidence)."""
-    if row.significant_bonferroni:
-        return "negligible effect" if row.equivalent else "effect"
-    return "equivalent" if row.equivalent else "undecided"
+def counts(rows: list[UnitStats]) -> dict:
+    """{category: number of units} for every category, and n."""
+    out = {c: sum(r.category == c for r in rows) for c in CATEGORIES}
+    out["n"] = len(rows)
+    return out

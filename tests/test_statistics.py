@@ -1,4 +1,4 @@
-"""Tests of metrics.statistics: known values, scipy agreement, properties, controls."""
+"""Tests of metrics.statistics: known values, scipy agreement, properties (no model needed)."""
 from __future__ import annotations
 
 import itertools
@@ -9,9 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from metrics.statistics import (
-    BlockStats, adjust, block_stats, block_tests, describe, head_stats, one_sample_t, reject,
-    sign_flip_p, tost)
+from metrics.statistics import CATEGORIES, adjust, analyse, category, one_sample_t, reject, sign_flip_p, tost
 
 
 def standardized(n: int, mean: float, sd: float, seed: int = 0) -> np.ndarray:
@@ -90,11 +88,20 @@ def test_adjusted_p_properties(p):
     assert np.all(rh[rb]) and np.all(rq[rh])
 
 
-# --- one sample: describe, permutation test, TOST --------------------------------------
+# --- one sample: t-test, permutation test, TOST ----------------------------------------
 
-def test_describe_matches_scipy():
+def table(samples, keys=None, **kw):
+    samples = np.asarray(samples, dtype=float)
+    keys = keys or [(i, None) for i in range(samples.shape[0])]
+    args = dict(alpha=0.05, correction="bonferroni", equivalence_correction="holm", sesoi=0.01,
+                power=np.ones(len(keys)), power_target=0.8)
+    args.update(kw)
+    return analyse(samples, keys, **args)
+
+
+def test_analyse_matches_scipy():
     x = np.random.default_rng(3).normal(0.2, 1.0, 15)
-    d = describe(x, sesoi=0.5)
+    d = table([x], sesoi=0.5)[0]
     ref = stats.ttest_1samp(x, 0.0)
     ci = ref.confidence_interval(0.95)
     assert d.n == 15
@@ -104,15 +111,15 @@ def test_describe_matches_scipy():
     assert (d.ci_low, d.ci_high) == pytest.approx((ci.low, ci.high))
     assert d.t == pytest.approx(ref.statistic) and d.p == pytest.approx(ref.pvalue)
     assert d.cohen_d == pytest.approx(x.mean() / x.std(ddof=1))
-    # The CI is mean +- t_{0.975, n-1} * se.
-    half = stats.t.ppf(0.975, 14) * d.se
-    assert (d.ci_low, d.ci_high) == pytest.approx((d.mean - half, d.mean + half))
+    lower = stats.ttest_1samp(x, -0.5, alternative="greater").pvalue
+    upper = stats.ttest_1samp(x, 0.5, alternative="less").pvalue
+    assert d.p_tost == pytest.approx(max(lower, upper))
 
 
 def test_permutation_exact_for_small_n():
     # All positive: only the all-plus and all-minus sign patterns are as extreme as the
     # observed mean, so the exact two-sided p is 2 / 2**4.
-    assert sign_flip_p([1.0, 2.0, 3.0, 4.0]) == pytest.approx(2 / 16)
+    assert sign_flip_p([1.0, 2.0, 3.0, 4.0])[0] == pytest.approx(2 / 16)
     # Against a brute-force enumeration of all 2**8 sign patterns.
     x = np.random.default_rng(5).normal(0.3, 1.0, 8)
     flips = np.array(list(itertools.product([-1.0, 1.0], repeat=8)))
@@ -120,26 +127,29 @@ def test_permutation_exact_for_small_n():
     obs = x.mean()
     eps = 1e-12
     brute = min(1.0, 2 * min(np.mean(null >= obs - eps), np.mean(null <= obs + eps)))
-    assert sign_flip_p(x) == pytest.approx(brute)
+    assert sign_flip_p(x)[0] == pytest.approx(brute)
+    # And against scipy's own exact permutation test.
+    ref = stats.permutation_test((x,), np.mean, permutation_type="samples", n_resamples=np.inf)
+    assert sign_flip_p(x)[0] == pytest.approx(ref.pvalue)
 
 
-def test_permutation_agrees_with_t_on_normal_data_and_is_deterministic():
-    x = np.random.default_rng(7).normal(0.4, 1.0, 30)   # 2**30 flips: Monte Carlo
-    p_perm = sign_flip_p(x, seed=0)
-    assert p_perm == sign_flip_p(x, seed=0)
-    assert p_perm == pytest.approx(stats.ttest_1samp(x, 0.0).pvalue, abs=0.02)
+def test_permutation_is_vectorised_and_deterministic():
+    rows = np.random.default_rng(7).normal(0.4, 1.0, (5, 30))    # 2**30 flips: Monte Carlo
+    p = sign_flip_p(rows, seed=0)
+    assert p.shape == (5,) and np.array_equal(p, sign_flip_p(rows, seed=0))
+    for row, p_row in zip(rows, p):
+        assert p_row == pytest.approx(sign_flip_p(row, seed=0)[0])
+        assert p_row == pytest.approx(stats.ttest_1samp(row, 0.0).pvalue, abs=0.03)
 
 
 def test_tost_tight_sample_around_zero_is_equivalent():
     x = standardized(20, mean=0.0, sd=0.02)
-    p_tost, p_lower, p_upper = tost(x, sesoi=0.1)
-    assert p_tost == max(p_lower, p_upper) and p_tost < 1e-6
-    assert describe(x, sesoi=0.1).p > 0.5           # and, of course, not significant
+    assert tost(x, sesoi=0.1) < 1e-6
+    assert one_sample_t(x)[1] > 0.5           # and, of course, not significant
 
 
 def test_tost_sample_around_half_is_not_equivalent():
-    x = standardized(20, mean=0.5, sd=0.02)
-    assert tost(x, sesoi=0.1)[0] > 0.99
+    assert tost(standardized(20, mean=0.5, sd=0.02), sesoi=0.1) > 0.99
 
 
 def test_tost_matches_90_percent_interval():
@@ -148,32 +158,34 @@ def test_tost_matches_90_percent_interval():
     for _ in range(50):
         x = rng.normal(rng.uniform(-0.1, 0.1), rng.uniform(0.01, 0.2), 12)
         ci = stats.ttest_1samp(x, 0.0).confidence_interval(0.90)
-        assert (tost(x, 0.1)[0] < 0.05) == (-0.1 < ci.low and ci.high < 0.1)
+        assert (tost(x, 0.1) < 0.05) == (-0.1 < ci.low and ci.high < 0.1)
 
 
 def test_zero_variance_samples():
-    zeros = describe(np.zeros(20), sesoi=0.01)
+    zeros = table([np.zeros(20)])[0]
     assert (zeros.t, zeros.p, zeros.p_tost) == (0.0, 1.0, 0.0)
     assert (zeros.ci_low, zeros.ci_high, zeros.cohen_d, zeros.se) == (0.0, 0.0, 0.0, 0.0)
     assert zeros.p_permutation == 1.0
-    small = describe(np.full(20, 0.005), sesoi=0.01)
+    small = table([np.full(20, 0.005)])[0]
     assert small.p == 0.0 and small.p_tost == 0.0 and small.cohen_d == np.inf
     assert small.sd == 0.0 and small.ci_low == small.ci_high == 0.005
-    big = describe(np.full(20, -0.02), sesoi=0.01)
+    big = table([np.full(20, -0.02)])[0]
     assert big.p == 0.0 and big.p_tost == 1.0 and big.cohen_d == -np.inf
-    assert tost(np.full(5, -0.02), 0.01)[0] == 1.0
-    assert tost(np.full(5, 0.01), 0.01)[0] == 1.0     # on the bound is not inside it
+    assert tost(np.full(5, -0.02), 0.01) == 1.0
+    assert tost(np.full(5, 0.01), 0.01) == 1.0     # on the bound is not inside it
 
 
 def test_bad_samples_are_refused():
-    for bad in ([1.0], [[1.0, 2.0]], [1.0, np.nan]):
+    for bad in ([1.0], [[[1.0, 2.0]]], [1.0, np.nan]):
         with pytest.raises(ValueError):
-            describe(bad)
+            one_sample_t(bad)
     with pytest.raises(ValueError):
         tost([1.0, 2.0], sesoi=0.0)
+    with pytest.raises(ValueError, match="2 keys for 3 units"):
+        table(np.zeros((3, 4)), keys=[(0, None), (1, None)])
 
 
-# --- per-block and per-head tables -----------------------------------------------------
+# --- the unit table and its one verdict taxonomy ---------------------------------------
 
 def planted_blocks(seed: int = 0) -> np.ndarray:
     """[12, 20]: null blocks (sd 0.003, pineapple-pizza-like) and block 5 shifted by +1."""
@@ -183,76 +195,60 @@ def planted_blocks(seed: int = 0) -> np.ndarray:
     return deltas
 
 
-def test_block_stats_positive_control_and_equivalence():
-    rows = block_stats(planted_blocks(), sesoi=0.01)
+def test_a_planted_effect_is_an_effect_and_the_rest_equivalent():
+    rows = table(planted_blocks())
     assert [r.layer for r in rows] == list(range(12))
-    assert rows[5].verdict == "significant" and rows[5].significant_bonferroni
-    assert not rows[5].equivalent
-    assert all(r.verdict == "equivalent" for i, r in enumerate(rows) if i != 5)
+    assert rows[5].category == "effect" and rows[5].significant and not rows[5].equivalent
+    assert all(r.category == "equivalent" for i, r in enumerate(rows) if i != 5)
 
 
-def test_block_stats_wide_noise_is_undecided():
+def test_wide_noise_is_undecided():
     deltas = np.stack([standardized(20, 0.0, 1.0, seed=s) for s in range(3)])
-    rows = block_stats(deltas, layers=[10, 20, 30], sesoi=0.1)
+    rows = table(deltas, keys=[(10, None), (20, None), (30, None)], sesoi=0.1)
     assert [r.layer for r in rows] == [10, 20, 30]
-    assert all(r.verdict == "undecided" for r in rows)
+    assert all(r.category == "undecided" for r in rows)
     assert all(r.p == pytest.approx(1.0) and r.p_tost > 0.3 for r in rows)
 
 
-def test_block_stats_corrections_and_compatibility_with_block_tests():
+def test_equivalence_needs_power():
+    """A unit that TOST calls equivalent is still "undecided" when its test lacked the power
+    to see a SESOI effect (absence of evidence is not evidence of absence)."""
+    deltas = planted_blocks()
+    powered = table(deltas)
+    weak = table(deltas, power=np.full(12, 0.5))
+    assert powered[0].equivalent and weak[0].equivalent
+    assert powered[0].category == "equivalent" and weak[0].category == "undecided"
+    assert weak[5].category == "effect"              # power gates "no effect" claims only
+
+
+def test_one_taxonomy():
+    assert CATEGORIES == ("effect", "negligible effect", "equivalent", "undecided")
+    assert category(True, False, 0.1, 0.8) == "effect"
+    assert category(True, True, 0.1, 0.8) == "negligible effect"
+    assert category(False, True, 0.9, 0.8) == "equivalent"
+    assert category(False, True, 0.7, 0.8) == "undecided"
+    assert category(False, False, 1.0, 0.8) == "undecided"
+
+
+def test_corrections_are_over_the_units_of_one_call():
     deltas = np.random.default_rng(2).normal(0.001, 0.003, (36, 20))
-    rows = block_stats(deltas)
-    old = block_tests(deltas)
+    rows = table(deltas)
     p = np.array([r.p for r in rows])
-    assert [r.significant_bonferroni for r in rows] == [t.significant for t in old]
-    assert p == pytest.approx([t.p for t in old])
-    np.testing.assert_allclose([r.p_bonferroni for r in rows], np.minimum(36 * p, 1.0))
+    assert [r.significant for r in rows] == list(p < 0.05 / 36)
+    np.testing.assert_allclose([r.p_adjusted for r in rows], np.minimum(36 * p, 1.0))
     np.testing.assert_allclose([r.p_holm for r in rows], adjust(p, "holm"))
     np.testing.assert_allclose([r.p_bh for r in rows], adjust(p, "bh"))
-    np.testing.assert_allclose([r.p_tost_holm for r in rows],
-                               adjust([r.p_tost for r in rows], "holm"))
-    assert [r.equivalent for r in rows] == [r.p_tost_holm < 0.05 for r in rows]
+    np.testing.assert_allclose([r.p_tost_adjusted for r in rows], adjust([r.p_tost for r in rows], "holm"))
+    assert [r.equivalent for r in rows] == [r.p_tost_adjusted < 0.05 for r in rows]
+    holm = table(deltas, correction="holm")
+    np.testing.assert_allclose([r.p_adjusted for r in holm], adjust(p, "holm"))
 
 
-def test_block_stats_is_deterministic_and_flat():
-    a = block_stats(planted_blocks(1))
-    b = block_stats(planted_blocks(1))
+def test_rows_are_deterministic_and_flat():
+    a, b = table(planted_blocks(1)), table(planted_blocks(1))
     assert a == b
     row = a[0].as_row()
     assert list(row)[:2] == ["layer", "n"] and "head" not in row
     assert all(isinstance(v, (int, float, bool, str)) for v in row.values())
-    assert {"p_permutation", "p_tost", "verdict", "ci_low", "cohen_d"} <= set(row)
-
-
-def test_head_stats_tests_each_head_across_prompts():
-    rng = np.random.default_rng(4)
-    deltas = rng.normal(0.0, 0.003, (3, 4, 10))          # [layers, heads, prompts]
-    deltas[1, 2] += 0.05                                  # one head really matters
-    rows = head_stats(deltas, layers=[7, 8, 9], sesoi=0.01)
-    assert len(rows) == 12
-    assert [(r.layer, r.head) for r in rows[:5]] == [(7, 0), (7, 1), (7, 2), (7, 3), (8, 0)]
-    by_key = {(r.layer, r.head): r for r in rows}
-    assert by_key[(8, 2)].verdict == "significant"
-    assert all(r.verdict == "equivalent" for k, r in by_key.items() if k != (8, 2))
-    # Corrected over all 12 (layer, head) tests.
-    r = by_key[(7, 0)]
-    assert r.p_bonferroni == pytest.approx(min(1.0, 12 * r.p))
-    assert by_key[(8, 2)].as_row()["head"] == 2
-    # n_prompts = 10: 2**10 sign flips, so the permutation test is exact.
-    assert by_key[(7, 0)].p_permutation == pytest.approx(
-        sign_flip_p(deltas[0, 0], n_resamples=np.inf))
-
-
-def test_block_stats_is_a_samplestats():
-    row = block_stats(planted_blocks())[0]
-    assert isinstance(row, BlockStats)
-    assert (row.t, row.p) == pytest.approx(one_sample_t(planted_blocks()[0]))
-
-
-def test_shape_errors():
-    with pytest.raises(ValueError):
-        block_stats(np.zeros((2, 3, 4)))
-    with pytest.raises(ValueError):
-        head_stats(np.zeros((2, 3)))
-    with pytest.raises(ValueError):
-        block_stats(np.zeros((2, 3)), layers=[0])
+    heads = table(np.zeros((2, 3)) + np.arange(3), keys=[(7, 0), (7, 1)])
+    assert heads[1].as_row()["head"] == 1 and heads[1].label == "L07-H01"
