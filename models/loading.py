@@ -63,6 +63,22 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can this machine open a connection to the model hub at all? One quick try, no retries
+    (the hub client itself retries for tens of seconds before it gives up)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def resolve(spec: str | None) -> ModelChoice:
     """Turn a --model value into a ModelChoice (cheap: reads no weights)."""
     if spec is None:
@@ -81,11 +97,12 @@ def resolve(spec: str | None) -> ModelChoice:
         repo = GPT2_IDS[spec]
         if _in_hf_cache(repo):
             return ModelChoice(spec, repo, f"asked for {spec}; found in the local Hugging Face cache", True)
-        if _offline():
+        if _offline() or not hub_reachable():
+            why = "HF_HUB_OFFLINE is set" if _offline() else "the model hub cannot be reached from this machine"
             raise ModelNotAvailable(
-                f"--model {spec}: weights are not in the local Hugging Face cache and "
-                "HF_HUB_OFFLINE is set, so they cannot be downloaded; on a machine with a "
-                f"network run `hf download {repo}` once, or pass --model {SMOLLM2} (offline)"
+                f"--model {spec}: weights are not in the local Hugging Face cache and {why}, "
+                f"so they cannot be downloaded; on a machine with a network run `hf download {repo}` "
+                f"once, or pass --model {SMOLLM2} (offline)"
             )
         return ModelChoice(spec, repo, f"asked for {spec}; not cached, downloading it", False)
     if spec in bundled.BUNDLED:
@@ -135,6 +152,17 @@ def load(choice: ModelChoice, device: str = "cpu"):
     except (OSError, ValueError) as err:
         raise _unloadable(choice, f"could not load {choice.source}", err) from None
     return model.to(device).eval(), tok
+
+
+def read_tokenizer(choice: ModelChoice):
+    """The model's tokenizer (where the question's words are), without its weights."""
+    from transformers import AutoTokenizer
+
+    prepare(choice)
+    try:
+        return AutoTokenizer.from_pretrained(choice.source, local_files_only=choice.local_only)
+    except (OSError, ValueError) as err:
+        raise _unloadable(choice, f"could not read the tokenizer of {choice.source}", err) from None
 
 
 def read_config(choice: ModelChoice):

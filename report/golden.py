@@ -19,13 +19,13 @@ from pathlib import Path
 TOLERANCE = 2e-5
 
 
-def numbers(run) -> dict:
-    """The gated numbers of a StudyRun (experiments.study), as plain lists."""
-    tested = run.plan.pairs[0]
+def numbers(m) -> dict:
+    """The gated numbers of a StudyMeasurement (experiments/study.py), as plain lists."""
+    tested = m.prompt.tested.label
     return {
-        "tokens": run.plan.tokens.ids,
-        "clean_cosine": {p.label: [round(v, 9) for v in run.clean_cosine(p).tolist()] for p in run.plan.pairs},
-        "deltas": {tested.label: [[round(v, 9) for v in row] for row in run.deltas(tested).tolist()]},
+        "tokens": m.prompt.tokens.ids,
+        "clean_cosine": {p.label: [round(float(v), 9) for v in m.clean_cosine[p.label]] for p in m.prompt.pairs},
+        "deltas": {tested: [[round(float(v), 9) for v in row] for row in m.deltas(tested)]},
     }
 
 

@@ -1,5 +1,10 @@
-"""One self-contained HTML page of a run: every table (CSV) and every figure (PNG, inlined
-as base64), no external file or network needed. Deterministic: same files, same bytes."""
+"""report.html: one self-contained page a reviewer reads (no external file or network).
+
+It opens with the question, the model and its provenance, then one line per claim (held /
+refuted / undecided, with its detail: power, counts), then every figure with a caption
+saying what to look at, then the result tables as HTML tables. Deterministic: the same
+files give the same bytes.
+"""
 from __future__ import annotations
 
 import base64
@@ -7,33 +12,97 @@ import csv
 import html
 import io
 
-INTRO = {
-    "blocks.csv": "Per block (study sentence): the original t-test, Holm/BH beside Bonferroni, 95% CI, "
-                  "Cohen's d, sign-flip permutation p, TOST and the category.",
-    "heads.csv": "Per (layer, head) across the prompt set: paired over prompts, corrected over all heads.",
-    "scales.csv": "Interventions of growing scale, per block, across the first 8 prompts.",
-    "top_k.csv": "The top-k heads silenced together; cosine at the last block.",
-    "ripple.csv": "Ripple: all heads of block `layer` silenced at the token, read at block `read_at`.",
-}
+from report.plots import CAPTIONS
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;line-height:1.4}
+h1{font-size:1.6em;margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0} td,th{border:1px solid #ccc;padding:3px 7px}
+th{background:#f3f3f3;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.held{background:#e3f4e3} .refuted{background:#f8d7d7} .undecided{background:#fff3cd} .not-run{background:#eee}
+figure{margin:1.2em 0} figcaption{font-size:13px;color:#444;max-width:900px} img{max-width:100%}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dt{font-weight:600}
+"""
+SECTIONS = [  # (CSV, heading, what the table is), in reading order
+    ("blocks.csv", "Per block, study sentence",
+     "Each block's heads silenced one at a time: the seed's one-sample t-test (the plan's correction over "
+     "blocks), 95% CI, Cohen's d, sign-flip test, TOST against ±SESOI, measured power to see SESOI, category."),
+    ("baseline.csv", "Baseline", "Clean cosines per block; the last block also before the final norm."),
+    ("power.csv", "Power and false-positive rates",
+     "Effects of k x SESOI planted into random units of this run's own noise (sign-flipped residuals). "
+     "difference: flagged = significant; equivalence: flagged = declared equivalent."),
+    ("controls.csv", "Planted-effect controls",
+     "A shift of SESOI planted in units the analysis calls equivalent, with their real noise: the share "
+     "found must reach the plan's power target."),
+    ("heads.csv", "Per head, across the prompt set", "Paired over prompts; corrected over all heads."),
+    ("scales.csv", "Interventions of growing scale", "Per block, on the test prompts; Bonferroni over blocks."),
+    ("top_k.csv", "Top-k heads silenced together", "Cosine read at the last block."),
+    ("ripple.csv", "Ripple", "All heads of a block silenced at the token, read at every block."),
+    ("claims.csv", "Claims (table)", "Every claim with its items."),
+    ("shards.csv", "Shards", "Work units of the run and how often each was computed."),
+    ("scenarios.csv", "Every scenario", "One row per (pair, layer, head)."),
+]
+SHOWN_ROWS = 60        # longer tables are folded after this many rows
 
 
-def page(title: str, summary_lines: list[str], files: dict[str, bytes]) -> bytes:
-    """files: {name: bytes} of the run (CSV and PNG; others ignored) -> the HTML page as UTF-8 bytes."""
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-           "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;"
-           "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-           "details{margin:1em 0}img{max-width:100%}</style></head><body>",
-           f"<h1>{html.escape(title)}</h1><pre>{html.escape(chr(10).join(summary_lines))}</pre>"]
+def _cell(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return f"<td>{html.escape(value)}</td>"
+    shown = value if value.lstrip("-").isdigit() else f"{number:.4g}"
+    return f"<td class='num'>{html.escape(shown)}</td>"
+
+
+def html_table(data: bytes) -> str:
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>"
+    body = ["<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows[1:]]
+    if len(body) <= SHOWN_ROWS:
+        return f"<table>{head}{''.join(body)}</table>"
+    return (f"<table>{head}{''.join(body[:SHOWN_ROWS])}</table><details><summary>all {len(body)} rows</summary>"
+            f"<table>{head}{''.join(body)}</table></details>")
+
+
+def page(setup, collected, claims: list[dict], files: dict[str, bytes]) -> bytes:
+    o = setup.options
+    p = setup.prompt
+    provenance = collected.kept.get("provenance", {})
+    held = sum(c["outcome"] == "held" for c in claims)
+    refuted = sum(c["outcome"] == "refuted" for c in claims)
+    headline = (f"{setup.model_name}: {held} of {len(claims)} claims held, {refuted} refuted")
+    question = (f"Silence head h of block L at the token {p.tokens.pieces[p.token]!r} of “{o.question.sentence}”, "
+                f"for every one of the {setup.n_layers} x {setup.n_heads} (L, h), and test whether cosine"
+                f"({p.tested.a}, {p.tested.b}) at block L's output moves.")
+    facts = {"model": provenance.get("description", o.choice.source), "why this model": o.choice.reason,
+             **{k: v for k, v in provenance.items() if k.endswith("sha256")},
+             "tokens": " | ".join(p.tokens.pieces), "silenced token index": p.token,
+             "engine": o.engine,
+             "analysis plan": f"analysis_plan.toml sha256 {o.plan.digest}"
+                              + (f" (overridden: {dict(o.plan.overrides)})" if o.plan.overrides else ""),
+             "prompt set": f"{len(setup.prompts)} sentences ({o.prompts_path.name}), ablation {o.ablation}"
+                           if setup.prompts else "not used"}
+    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(headline)}</title>"
+           f"<style>{STYLE}</style></head><body>",
+           f"<h1 id='headline'>{html.escape(headline)}</h1>",
+           f"<p class='question'>{html.escape(question)}</p><dl class='facts'>",
+           *(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items()),
+           "</dl><h2 id='claims'>Claims</h2><table><tr><th>outcome</th><th>claim</th><th>detail</th>"
+           "<th>items passed / failed / skipped</th></tr>"]
+    for c in claims:
+        out.append(f"<tr class='{c['outcome'].replace(' ', '-')}'><td>{html.escape(c['outcome'])}</td>"
+                   f"<td>{html.escape(c['statement'] or c['test'])}<br><small>{html.escape(c['test'])}</small></td>"
+                   f"<td>{html.escape(c['detail'])}</td>"
+                   f"<td class='num'>{c['passed']} / {c['failed']} / {c['skipped']}</td></tr>")
+    out.append("</table><h2>Figures</h2>")
     for name in sorted(n for n in files if n.endswith(".png")):
         data = base64.b64encode(files[name]).decode()
-        out.append(f"<h2>{html.escape(name)}</h2><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
-    for name in sorted(n for n in files if n.endswith(".csv")):
-        rows = list(csv.reader(io.StringIO(files[name].decode())))
-        out.append(f"<details><summary><b>{html.escape(name)}</b> ({len(rows) - 1} rows) "
-                   f"{html.escape(INTRO.get(name, ''))}</summary><table>")
-        for i, row in enumerate(rows):
-            cell = "th" if i == 0 else "td"
-            out.append("<tr>" + "".join(f"<{cell}>{html.escape(v)}</{cell}>" for v in row) + "</tr>")
-        out.append("</table></details>")
+        out.append(f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>"
+                   f"<figcaption><b>{html.escape(name)}</b>: {html.escape(CAPTIONS.get(name, ''))}</figcaption>"
+                   "</figure>")
+    for name, heading, intro in SECTIONS:
+        if name in files:
+            out.append(f"<h2>{html.escape(heading)} <small>({name})</small></h2><p>{html.escape(intro)}</p>"
+                       + html_table(files[name]))
     out.append("</body></html>\n")
     return "\n".join(out).encode()

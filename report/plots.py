@@ -1,117 +1,170 @@
-"""The study's figures, redrawn as PNG files (matplotlib, no screen needed)."""
+"""The run's figures as PNG bytes (matplotlib, no screen), each with the caption the HTML
+page shows under it: what is drawn and what to look at.
+
+    figures(setup, collected) -> {"baseline.png": bytes, ...}
+    CAPTIONS["baseline.png"]  -> str
+"""
 from __future__ import annotations
 
 import io
+
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+CAPTIONS = {
+    "baseline.png": "Clean model, per block: cosine of each pair at the block's output (the last point after the "
+                    "final norm, as the study reads it; the hollow marker is the last block before the final norm). "
+                    "The baseline claim: the tested pair above the comparison pair at every block but the first "
+                    "and the last.",
+    "silencing.png": "Left: per block, the tested pair's cosine with each head silenced at the token (circles) and "
+                     "clean (line). Right: the differences; colour = the block's category. Look for blocks whose "
+                     "circles sit consistently on one side of the line.",
+    "heads.png": "Per (layer, head), the mean change of the tested pair's cosine across the prompt set, with its "
+                 "category: * effect beyond ±SESOI, · significant but within ±SESOI, = equivalent (powered), "
+                 "? undecided. Look for clusters of * (heads that matter) and for ? (what the data cannot decide).",
+    "power.png": "Power curves measured on this run's own noise: share of draws in which a planted effect of "
+                 "k x SESOI in a random unit is found (solid), and the family-wise false-positive rate with nothing "
+                 "planted (dashed, against alpha). 'No effect' is claimed only for units whose power at k = 1 "
+                 "reaches the plan's target.",
+    "scales.png": "Interventions of growing scale: per kind, the number of blocks with an effect beyond ±SESOI "
+                  "(left) and the largest |mean change| (right, log scale; top-k read at the last block). Where "
+                  "does the effect become visible as the intervention grows?",
+    "ripple.png": "Ripple: all heads of block L (row) silenced at the token, mean change read at every block "
+                  "(column). Blocks before L are exactly unchanged; look at how far down a change is carried.",
+}
 
 
-def _png(fig) -> bytes:
+def png(fig) -> bytes:
     buf = io.BytesIO()
     # No software/version text in the metadata: the same figure gives the same bytes.
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
 
 
-def draw_all(setup, clean: dict, scenarios: list, tests_by_pair: dict) -> dict[str, bytes]:
-    """The study's figures as {file name: PNG bytes}."""
-    files = {}
-    pairs = [p.label for p in setup.plan.pairs]
+COLOR = {"effect": "tab:red", "negligible effect": "tab:orange", "equivalent": "tab:green", "undecided": "tab:gray"}
+MARK = {"effect": "*", "negligible effect": "·", "equivalent": "=", "undecided": "?"}
+
+
+def baseline(setup, rows) -> bytes:
     n = setup.n_layers
-    model = setup.choice.name
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for r in sorted(rows, key=lambda r: r["pair"] != setup.prompt.tested.label):
+        line, = ax.plot(range(n), r["clean"], "o-", ms=4, label=r["pair"])
+        ax.plot([n - 1], [r["before_norm"]], "o", mfc="none", ms=9, color=line.get_color())
+    ax.set(xlabel="block", ylabel="cosine similarity", title=f"{setup.model_name}: clean model, per block")
+    ax.legend()
+    return png(fig)
 
-    if all(len(clean[p]) == n for p in pairs):
-        fig, ax = plt.subplots(figsize=(8, 4))
-        for pair in pairs:
-            ax.plot(range(n), [clean[pair][L] for L in range(n)], "o-", label=pair, ms=4)
-        ax.set(xlabel="block", ylabel="cosine similarity", title=f"{model}: clean model, per block")
-        ax.legend()
-        files["baseline.png"] = _png(fig)
 
-    tested = pairs[0]
+def silencing(setup, scenarios, blocks) -> bytes:
+    tested = setup.prompt.tested.label
     rows = [r for r in scenarios if r["pair"] == tested]
-    if not rows:
-        return files
+    category = {b.layer: b.category for b in blocks}
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     left.plot([r["layer"] for r in rows], [r["silenced"] for r in rows], "o", mfc="none", ms=5, alpha=0.6,
               label="one head silenced")
-    if len(clean[tested]) == n:
-        left.plot(range(n), [clean[tested][L] for L in range(n)], "k-", lw=1.5, label="clean")
+    clean = {r["layer"]: r["clean"] for r in rows}
+    left.plot(sorted(clean), [clean[L] for L in sorted(clean)], "k-", lw=1.5, label="clean")
     left.set(xlabel="block", ylabel=f"cosine {tested}", title="silenced (circles) vs clean (line)")
     left.legend()
-    tests = {t.layer: t for t in tests_by_pair.get(tested, [])}
-    sig = [r for r in rows if tests.get(r["layer"]) and tests[r["layer"]].significant]
-    non = [r for r in rows if not (tests.get(r["layer"]) and tests[r["layer"]].significant)]
     right.axhline(0, color="gray", lw=0.8)
-    right.plot([r["layer"] for r in non], [r["delta"] for r in non], "rx", ms=5, label="block not significant")
-    if sig:
-        right.plot([r["layer"] for r in sig], [r["delta"] for r in sig], "^", color="tab:green", ms=6,
-                   label="block significant")
-    right.set(xlabel="block", ylabel="silenced - clean", title="differences (Bonferroni per block)")
-    right.legend()
-    fig.suptitle(f"{model}: silencing each head at {setup.plan.tokens.pieces[setup.plan.token]!r}")
+    for name, color in COLOR.items():
+        picked = [r for r in rows if category.get(r["layer"]) == name]
+        if picked:
+            right.plot([r["layer"] for r in picked], [r["delta"] for r in picked], "x", color=color, ms=5,
+                       label=f"block {name}")
+    right.set(xlabel="block", ylabel="silenced - clean", title="differences, by the block's category")
+    right.legend(fontsize=8)
+    fig.suptitle(f"{setup.model_name}: each head silenced at {setup.prompt.tokens.pieces[setup.prompt.token]!r}")
     fig.tight_layout()
-    files["silencing.png"] = _png(fig)
-    return files
+    return png(fig)
 
 
-CATEGORY_MARK = {"effect": "*", "negligible effect": "·", "equivalent": "=", "undecided": "?"}
+def heads(setup, units) -> bytes:
+    grid = np.zeros((setup.n_layers, setup.n_heads))
+    for u in units:
+        grid[u.layer, u.head] = u.mean
+    lim = max(np.abs(grid).max(), setup.plan.sesoi)
+    fig, ax = plt.subplots(figsize=(2 + 0.45 * setup.n_heads, 1 + 0.28 * setup.n_layers))
+    im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    for u in units:
+        ax.text(u.head, u.layer, MARK[u.category], ha="center", va="center", fontsize=7)
+    ax.set(xlabel="head", ylabel="block", title=f"{setup.model_name}: mean Δcos across prompts")
+    fig.colorbar(im, ax=ax, label="mean Δ cosine")
+    fig.tight_layout()
+    return png(fig)
 
 
-def draw_beyond(model: str, heads: list, scales: list, top_k: list, ripple: list, n_layers: int,
-                n_heads: int, sesoi: float) -> dict[str, bytes]:
-    """heads.png (layer x head mean Δ across prompts, marked by category), ripple.png
-    (block x block mean Δ) and scales.png (per intervention: blocks with an effect, and the
-    largest |mean Δ|). Each only when its rows are there."""
-    import numpy as np
+def power(rates) -> bytes:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    families = list(dict.fromkeys(r.family for r in rates if r.test == "difference"))
+    for family in families:
+        rows = [r for r in rates if r.family == family and r.test == "difference"]
+        planted = [r for r in rows if r.k > 0]
+        line, = ax.plot([r.k for r in planted], [r.planted_flagged for r in planted], "o-", label=f"{family}: found")
+        null = [r for r in rows if r.k == 0]
+        if null:
+            ax.axhline(null[0].any_null_flagged, ls="--", color=line.get_color(),
+                       label=f"{family}: false positives (any unit, nothing planted)")
+    ax.set(xlabel="planted effect (x SESOI)", ylabel="share of draws", ylim=(-0.02, 1.02),
+           title="power and false-positive rate on this run's noise")
+    ax.legend(fontsize=8)
+    return png(fig)
 
-    files = {}
-    if len(heads) == n_layers * n_heads:
-        grid = np.zeros((n_layers, n_heads))
-        for r in heads:
-            grid[r["layer"], r["head"]] = r["mean"]
-        lim = max(abs(grid).max(), sesoi)
-        fig, ax = plt.subplots(figsize=(2 + 0.6 * n_heads, 1 + 0.3 * n_layers))
-        im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-        for r in heads:
-            ax.text(r["head"], r["layer"], CATEGORY_MARK[r["category"]], ha="center", va="center", fontsize=8)
-        ax.set(xlabel="head", ylabel="block", xticks=range(n_heads), yticks=range(n_layers),
-               title=f"{model}: mean Δcos across prompts\n* effect  · significant but within ±{sesoi}  "
-                     "= equivalent  ? undecided")
-        fig.colorbar(im, ax=ax, label="mean Δ cosine")
-        fig.tight_layout()
-        files["heads.png"] = _png(fig)
-    if ripple:
-        kind = ripple[0]["intervention"]
-        grid = np.zeros((n_layers, n_layers))
-        for r in ripple:
-            grid[r["layer"], r["read_at"]] = r["mean_delta"]
-        lim = abs(grid).max() or 1.0
-        fig, ax = plt.subplots(figsize=(7, 6))
-        im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set(xlabel="read at block", ylabel="intervened block", title=f"{model}: ripple of '{kind}' (mean Δcos)")
-        fig.colorbar(im, ax=ax, label="mean Δ cosine")
-        fig.tight_layout()
-        files["ripple.png"] = _png(fig)
-    if scales:
-        kinds = list(dict.fromkeys(r["intervention"] for r in scales))
-        effect = [sum(r["category"] == "effect" for r in scales if r["intervention"] == k) for k in kinds]
-        largest = [max(abs(r["mean"]) for r in scales if r["intervention"] == k) for k in kinds]
-        labels, x = kinds + [f"top-{r['k']} heads" for r in top_k], range(len(kinds) + len(top_k))
-        fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
-        a.bar(range(len(kinds)), effect, color="tab:blue", label="blocks with an effect (of %d)" % n_layers)
-        a.set_xticks(range(len(kinds)), kinds, rotation=30, ha="right")
-        a.set(ylabel="blocks", title="per-block interventions: blocks with an effect beyond ±SESOI")
-        b.semilogy(x, largest + [abs(r["mean"]) for r in top_k], "o-")
-        b.axhline(sesoi, color="gray", ls="--", label=f"SESOI {sesoi}")
-        b.set_xticks(list(x), labels, rotation=30, ha="right")
-        b.set(ylabel="|mean Δ cosine| (largest block / top-k at last block)", title="size of the change")
-        b.legend()
-        fig.suptitle(f"{model}: where the effect appears as the intervention grows")
-        fig.tight_layout()
-        files["scales.png"] = _png(fig)
-    return files
+
+def scales(setup, rows, top_k) -> bytes:
+    kinds = list(dict.fromkeys(r["intervention"] for r in sorted(rows, key=lambda r: r["order"])))
+    effect = [sum(r["category"] == "effect" for r in rows if r["intervention"] == k) for k in kinds]
+    largest = [max(abs(r["mean"]) for r in rows if r["intervention"] == k) for k in kinds]
+    labels = kinds + [f"top-{r['k']} heads" for r in top_k]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
+    a.bar(range(len(kinds)), effect, color="tab:blue")
+    a.set_xticks(range(len(kinds)), kinds, rotation=30, ha="right")
+    a.set(ylabel=f"blocks with an effect (of {setup.n_layers})", title="per-block interventions")
+    x = range(len(labels))
+    b.semilogy(x, largest + [max(abs(r["mean"]), 1e-9) for r in top_k], "o-")
+    b.axhline(setup.plan.sesoi, color="gray", ls="--", label=f"SESOI {setup.plan.sesoi}")
+    b.set_xticks(list(x), labels, rotation=30, ha="right")
+    b.set(ylabel="|mean Δ cosine|", title="size of the change")
+    b.legend()
+    fig.suptitle(f"{setup.model_name}: where the effect appears as the intervention grows")
+    fig.tight_layout()
+    return png(fig)
+
+
+def ripple(setup, rows) -> bytes:
+    n = setup.n_layers
+    grid = np.zeros((n, n))
+    for r in rows:
+        grid[r["layer"], r["read_at"]] = r["mean_delta"]
+    lim = np.abs(grid).max() or 1.0
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set(xlabel="read at block", ylabel="silenced block (all heads, at the token)",
+           title=f"{setup.model_name}: ripple (mean Δcos)")
+    fig.colorbar(im, ax=ax, label="mean Δ cosine")
+    fig.tight_layout()
+    return png(fig)
+
+
+def figures(setup, collected) -> dict[str, bytes]:
+    """Every figure whose data the run has."""
+    rows, kept = collected.rows, collected.kept
+    out = {}
+    if rows["baseline"]:
+        out["baseline.png"] = baseline(setup, rows["baseline"])
+    if rows["scenario"]:
+        out["silencing.png"] = silencing(setup, rows["scenario"], kept.get("blocks", []))
+    if kept.get("heads"):
+        out["heads.png"] = heads(setup, kept["heads"])
+    if kept.get("power"):
+        out["power.png"] = power(kept["power"])
+    if rows["scale"]:
+        out["scales.png"] = scales(setup, rows["scale"], sorted(rows["top_k"], key=lambda r: r["k"]))
+    if rows["ripple"]:
+        out["ripple.png"] = ripple(setup, rows["ripple"])
+    return out

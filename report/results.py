@@ -1,13 +1,14 @@
-"""Write a run's results a person can read: results/<model>/{scenarios,blocks}.csv,
-summary.json and the study's figures as PNG.
+"""Write what a person reads: results/<model>/<question>/ and the terminal verdict.
 
-Input is the list of (kind, row) records the tests shipped to the controller, so the
-report shows exactly what the tests measured. Rows are sorted and floats printed with a
-fixed format, so the same measurements give byte-identical files.
+Input: the rows every test item shipped and the objects the claims across shards kept
+(plugin/reduce.py `Collected`). Nothing is recomputed here: blocks.csv prints the very
+UnitStats rows that tests/across_shards.py asserted on, scales.csv those of
+tests/test_scales.py, and so on (the README's layout section maps every file to its test).
+Rows are sorted and floats printed with a fixed format, so the same measurements give
+byte-identical files however the run was spread over processes.
 
 Only a complete run is published, and as a whole: every file is written into a staging
-folder first, which then replaces results/<model>/ by rename. A run that is interrupted
-or misses scenarios (Ctrl-C, a crashed worker, -k) leaves the previous complete report.
+folder first, which then replaces the results folder by rename.
 """
 from __future__ import annotations
 
@@ -21,28 +22,38 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from metrics.statistics import block_stats, block_tests, category
-
-SCENARIO_COLUMNS = ("model", "sentence", "layer", "head", "token", "pair", "clean", "silenced", "delta")
-# The study's columns first (unchanged), then what can also say "no effect".
-STATS_COLUMNS = ("sd", "ci_low", "ci_high", "cohen_d", "p_permutation", "p_holm", "p_bh",
-                 "significant_holm", "significant_bh", "sesoi", "p_tost", "p_tost_holm", "equivalent", "category")
-BLOCK_COLUMNS = ("pair", "layer", "n", "mean_delta", "t", "p", "threshold", "significant") + STATS_COLUMNS
-_DESCRIBED = ("n", "mean", "t", "p", "p_bonferroni", "significant_bonferroni") + STATS_COLUMNS
-HEAD_COLUMNS = ("ablation", "layer", "head") + _DESCRIBED
-SCALE_COLUMNS = ("intervention", "layer") + _DESCRIBED + ("logprob_mean", "kl_mean")
-TOP_K_COLUMNS = ("k",) + _DESCRIBED + ("logprob_mean", "kl_mean")
+SCENARIO_COLUMNS = ("model", "layer", "head", "token", "pair", "clean", "silenced", "delta")
+UNIT_COLUMNS = ("n", "mean", "sd", "se", "ci_low", "ci_high", "cohen_d", "t", "p", "p_permutation", "p_holm",
+                "p_bh", "p_adjusted", "significant", "sesoi", "p_tost", "p_tost_adjusted", "equivalent", "power",
+                "category")
+BLOCK_COLUMNS = ("pair", "layer") + UNIT_COLUMNS
+HEAD_COLUMNS = ("ablation", "layer", "head") + UNIT_COLUMNS
+BASELINE_COLUMNS = ("layer", "readout", "pair", "clean")
+POWER_COLUMNS = ("family", "test", "correction", "units", "k", "effect", "draws", "planted_flagged",
+                 "any_null_flagged", "null_flagged_per_unit")
+CONTROL_COLUMNS = ("family", "effect", "candidates", "draws", "detected", "rate", "needed", "passed")
+SCALE_COLUMNS = ("intervention", "layer") + UNIT_COLUMNS + ("logprob_mean", "kl_mean")
+TOP_K_COLUMNS = ("k",) + UNIT_COLUMNS + ("logprob_mean", "kl_mean")
 RIPPLE_COLUMNS = ("intervention", "layer", "read_at", "mean_delta", "p", "p_holm", "significant_holm")
+CLAIM_COLUMNS = ("test", "statement", "outcome", "passed", "failed", "skipped", "detail")
+SHARD_COLUMNS = ("name", "computations")   # who and how long vary by run: terminal only
 
 
-def _fmt(v):
+def fmt(v) -> str:
     if isinstance(v, bool) or v is None:
         return str(v).lower() if isinstance(v, bool) else ""
     if isinstance(v, float):
         return f"{v:.9g}"
     return str(v)
+
+
+def table(rows, columns) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([fmt(r.get(c)) for c in columns])
+    return buf.getvalue().encode()
 
 
 def publish(folder: Path, files: dict[str, bytes]) -> None:
@@ -69,15 +80,6 @@ def publish(folder: Path, files: dict[str, bytes]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _csv(rows, columns) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_fmt(r[c]) for c in columns])
-    return buf.getvalue().encode()
-
-
 def versions() -> dict:
     import importlib.metadata as md
 
@@ -90,198 +92,142 @@ def versions() -> dict:
     return out
 
 
+def claim_table(collected) -> list[dict]:
+    """One row per claim (a study test function): its statement, outcome and items."""
+    docs = {r["test"]: r for r in collected.rows["test-doc"]}
+    details = {r["test"]: r for r in collected.rows["claim"]}
+    rows = []
+    for test in sorted(set(docs) | set(details)):
+        outcomes = [o for _, o in collected.outcomes.get(test, [])]
+        counts = {o: outcomes.count(o) for o in ("passed", "failed", "skipped")}
+        said = details.get(test, {})
+        if counts["failed"]:
+            outcome = "refuted"
+        elif not counts["passed"]:
+            outcome = "not run"
+        else:
+            outcome = said.get("outcome", "held")
+        rows.append({"test": test, "statement": docs.get(test, said).get("doc", ""), "outcome": outcome,
+                     **counts, "detail": said.get("detail", "")})
+    return rows
+
+
+def shard_table(collected) -> list[dict]:
+    by_name: dict[str, list] = {}
+    for r in collected.rows["shard-computed"]:
+        by_name.setdefault(r["name"], []).append(r)
+    return [{"name": name, "computations": len(done), "workers": " ".join(sorted({d["worker"] for d in done})),
+             "seconds": round(sum(d["seconds"] for d in done), 3)} for name, done in sorted(by_name.items())]
+
+
 @dataclass
 class Report:
     folder: Path
     model: str
-    n_layers: int
-    n_heads: int
-    tested_pair: str
-    beats: int | None            # blocks where pair 1 > pair 2 (clean), if recorded
-    n_blocks: int
-    tests: list                  # BlockTest of the tested pair
-    complete: bool
-    n_scenarios: int
+    expected: int                 # study scenarios a complete run records
+    recorded: int
+    claims: list = field(default_factory=list)
+    baseline: dict | None = None
+    blocks: list = field(default_factory=list)
+    shards: list = field(default_factory=list)
     published: bool = False
-    beyond: dict | None = None
-    failed: list = field(default_factory=list)
 
     @property
-    def n_significant(self) -> int:
-        return sum(t.significant for t in self.tests)
+    def complete(self) -> bool:
+        return self.recorded == self.expected
+
+    @property
+    def failed(self) -> list:
+        return [c for c in self.claims if c["outcome"] == "refuted"]
 
     def summary_lines(self) -> list[str]:
-        if self.published:
-            lines = [f"model {self.model}: {self.n_scenarios} scenarios, results in {self.folder}"]
-        if self.failed:
-            lines.append(f"CLAIMS FAILED: {len(self.failed)} study test(s) failed in this run "
-                         "(listed in summary.json); read the numbers below with that in mind")
+        if not self.complete:
+            head = [f"model {self.model}: PARTIAL run, {self.recorded} of {self.expected} scenarios recorded: "
+                    f"report not written; {self.folder} keeps the previous complete report, if any"]
+        elif self.failed:
+            head = [f"CLAIMS FAILED: {len(self.failed)} claim(s) refuted in this run: "
+                    + ", ".join(c["test"].split("::")[-1] for c in self.failed),
+                    f"model {self.model}: complete run, {self.recorded} scenarios, results in {self.folder}"]
         else:
-            lines = [f"model {self.model}: PARTIAL run, {self.n_scenarios} of {self.n_layers * self.n_heads} "
-                     f"scenarios recorded: report not written; {self.folder} keeps the previous "
-                     "complete report, if any"]
-        if self.beats is not None:
-            lines.append(f"baseline: {self.tested_pair} higher than the comparison pair at "
-                         f"{self.beats} of {self.n_blocks} blocks")
-        if self.tests:
-            lines.append(f"{'block':>5} {'mean delta':>11} {'t':>8} {'p':>8}  significant (p < {self.tests[0].threshold:.2g})")
-            for t in self.tests:
-                lines.append(f"{t.layer:>5} {t.mean_delta:>+11.2e} {t.t:>8.2f} {t.p:>8.3f}  {'YES' if t.significant else 'no'}")
-            lines.append(f"verdict: {self.n_significant} of {len(self.tests)} blocks significant after "
-                         f"Bonferroni for {self.tested_pair}")
-        b = self.beyond or {}
-        if b.get("blocks"):
-            c = b["blocks"]
-            lines.append(f"beyond (SESOI ±{b['sesoi']}): blocks equivalent to no change {c['equivalent']}, "
-                         f"significant but negligible {c['negligible effect']}, undecided {c['undecided']} "
-                         f"{c['undecided_blocks']}, effect {c['effect']}")
-        if b.get("heads"):
-            c = b["heads"]
-            lines.append(f"heads across {c['n_prompts']} prompts ({c['ablation']} ablation, corrected over "
-                         f"{c['n']} heads): effect {c['effect']} {c['effect_heads']}, negligible effect "
-                         f"{c['negligible effect']}, equivalent {c['equivalent']}, undecided {c['undecided']}; "
-                         f"significant Bonferroni {c['bonferroni']}, Holm {c['holm']}, BH {c['bh']}")
-        for kind, c in (b.get("scales") or {}).items():
-            lines.append(f"scale {kind:<24} blocks with an effect {c['effect']:>2} of {c['n']}, largest "
-                         f"|mean Δ| {c['largest']:.3g}, mean Δlog p {c['logprob']:+.3g} nats, mean KL {c['kl']:.3g}")
-        for r in b.get("top_k") or []:
-            lines.append(f"top-{r['k']} heads together: mean Δ at the last block {r['mean']:+.3g}, {r['category']}")
+            head = [f"model {self.model}: complete run, {self.recorded} scenarios, results in {self.folder}"]
+        lines = head + [f"{c['outcome']:<9} {c['test'].split('::')[-1]}" + (f"  ({c['detail']})" if c["detail"] else "")
+                        for c in self.claims]
+        if self.shards:
+            twice = [s["name"] for s in self.shards if s["computations"] > 1]
+            lines.append(f"shards: {sum(s['computations'] for s in self.shards)} computations of "
+                         f"{len(self.shards)} shards" + (f"; computed more than once: {twice}" if twice else
+                                                        ", each computed once"))
+        if self.blocks:
+            lines.append(f"{'block':>5} {'mean delta':>11} {'t':>8} {'p':>8} {'power':>6}  category")
+            for r in self.blocks:
+                lines.append(f"{r.layer:>5} {r.mean:>+11.2e} {r.t:>8.2f} {r.p:>8.3f} {r.power:>6.2f}  {r.category}")
         return lines
 
 
-def _count(rows) -> dict:
-    out = {c: sum(r["category"] == c for r in rows) for c in ("effect", "negligible effect", "equivalent", "undecided")}
-    out["n"] = len(rows)
-    return out
+def _unit_rows(units, **extra) -> list[dict]:
+    return [{**extra, **u.as_row()} for u in units]
 
 
-def _beyond(setup, block_rows, tested, heads, scales, top_k) -> dict:
-    """The summary of the statistics beyond the study (summary.json "beyond", terminal lines)."""
-    out = {"sesoi": setup.sesoi}
-    mine = [r for r in block_rows if r["pair"] == tested]
-    if mine:
-        out["blocks"] = {**_count(mine), "undecided_blocks": [r["layer"] for r in mine if r["category"] == "undecided"]}
-    if heads:
-        out["heads"] = {**_count(heads), "n_prompts": heads[0]["n"], "ablation": heads[0]["ablation"],
-                        "effect_heads": [f"L{r['layer']:02d}-H{r['head']:02d}" for r in heads if r["category"] == "effect"],
-                        "bonferroni": sum(r["significant_bonferroni"] for r in heads),
-                        "holm": sum(r["significant_holm"] for r in heads), "bh": sum(r["significant_bh"] for r in heads)}
-    kinds = list(dict.fromkeys(r["intervention"] for r in scales))
-    out["scales"] = {}
-    for kind in kinds:
-        rows = [r for r in scales if r["intervention"] == kind]
-        out["scales"][kind] = {**_count(rows), "largest": max(abs(r["mean"]) for r in rows),
-                               "logprob": float(np.mean([r["logprob_mean"] for r in rows])),
-                               "kl": float(np.mean([r["kl_mean"] for r in rows]))}
-    out["top_k"] = [{"k": r["k"], "mean": r["mean"], "category": r["category"]} for r in top_k]
-    return out
-
-
-def write_report(results_dir: Path, setup, records, failed: list[str] | None = None) -> Report:
-    """`failed`: node ids of the study's tests that failed in this run (they are named in
-    summary.json and the verdict, so a report never reads as a clean result when a claim
-    or a control broke)."""
-    plan = setup.plan
-    folder = results_dir / setup.choice.name
-    scen = sorted((r for k, r in records if k == "scenario"), key=lambda r: (r["pair"], r["layer"], r["head"]))
-    base = sorted((r for k, r in records if k == "baseline"), key=lambda r: (r["pair"], r["layer"]))
-    controls = sorted((r for k, r in records if k == "control"), key=lambda r: (r["name"], r.get("layer", -1)))
-    common = {"model": setup.choice.name, "sentence": plan.question.sentence}
-    scen = [{**common, **r} for r in scen]
-    pairs = [p.label for p in plan.pairs]
-    tested = pairs[0]
-
-    block_rows, tests_by_pair = [], {}
-    for pair in pairs:
-        rows = [r for r in scen if r["pair"] == pair]
-        layers = sorted({r["layer"] for r in rows})
-        full = [L for L in layers if sum(r["layer"] == L for r in rows) == setup.n_heads]
-        if not full:
-            continue
-        deltas = np.array([[r["delta"] for r in rows if r["layer"] == L] for L in full])
-        tests = block_tests(deltas, full)
-        # Bonferroni over every block of the model, even when a partial run tested fewer.
-        tests = [type(t)(t.layer, t.n, t.mean_delta, t.t, t.p, 0.05 / setup.n_layers,
-                         t.p < 0.05 / setup.n_layers) for t in tests]
-        tests_by_pair[pair] = tests
-        described = {r.layer: r for r in block_stats(deltas, full, sesoi=setup.sesoi)}
-        block_rows += [{"pair": pair, **t.as_row(), **described[t.layer].as_row(),
-                        "category": category(described[t.layer])} for t in tests]
-
-    clean = {pair: {r["layer"]: r["clean"] for r in base if r["pair"] == pair} for pair in pairs}
-    beats = None
-    if len(pairs) > 1 and len(clean[pairs[0]]) == setup.n_layers and len(clean[pairs[1]]) == setup.n_layers:
-        beats = sum(clean[pairs[0]][L] > clean[pairs[1]][L] for L in range(setup.n_layers))
-
-    n_expected = setup.n_layers * setup.n_heads
-    n_scen = len({(r["layer"], r["head"]) for r in scen})
-    report = Report(folder, setup.choice.name, setup.n_layers, setup.n_heads, tested, beats,
-                    setup.n_layers, tests_by_pair.get(tested, []), n_scen == n_expected, n_scen,
-                    failed=sorted(failed or []))
-
-    summary = {
-        "model": setup.choice.name,
-        "model_source": setup.choice.source,
-        "why_this_model": setup.choice.reason,
-        "n_layers": setup.n_layers,
-        "n_heads": setup.n_heads,
-        "engine": setup.engine,
-        "versions": versions(),
-        "sentence": plan.question.sentence,
-        "tokens": plan.tokens.pieces,
-        "token_ids": plan.tokens.ids,
-        "silenced_word": plan.question.silence_word,
-        "silenced_token_index": plan.token,
-        "pairs": {p.label: [p.i, p.j] for p in plan.pairs},
-        "thresholds": {"alpha": 0.05, "bonferroni": 0.05 / setup.n_layers,
-                       "max_abs_delta_per_head": setup.max_delta,
-                       "baseline_min_fraction": 0.9},
-        "complete": report.complete,
-        "scenarios_recorded": n_scen,
-        "failed_study_tests": sorted(failed or []),
-        "clean_cosine": {pair: [clean[pair].get(L) for L in range(setup.n_layers)] for pair in pairs},
-        "controls": controls,
-        "verdict": {
-            "tested_pair": tested,
-            "pair_beats_comparison_blocks": beats,
-            "blocks": setup.n_layers,
-            "significant_blocks_bonferroni": report.n_significant if report.tests else None,
-            "max_abs_delta": max((abs(r["delta"]) for r in scen if r["pair"] == tested), default=None),
-        },
-    }
-    heads = sorted((r for k, r in records if k == "head"), key=lambda r: (r["layer"], r["head"]))
-    from experiments.scales import KINDS
-    order = {kind: i for i, kind in enumerate(KINDS)}
-    scales = sorted((r for k, r in records if k == "scale"),
-                    key=lambda r: (order.get(r["intervention"], len(order)), r["intervention"], r["layer"]))
-    top_k = sorted((r for k, r in records if k == "top_k"), key=lambda r: r["k"])
-    ripple = sorted((r for k, r in records if k == "ripple"), key=lambda r: (r["intervention"], r["layer"], r["read_at"]))
-    beyond = _beyond(setup, block_rows, tested, heads, scales, top_k)
-    summary["beyond"] = beyond
-    report.beyond = beyond
-    if not report.complete:
-        report.published = False
-        return report
+def write_report(collected) -> Report:
+    """Write the run's report (when complete) and return what the terminal verdict prints."""
     from report.html import page
-    from report.plots import draw_all, draw_beyond
+    from report.plots import figures
 
-    files = {
-        "scenarios.csv": _csv(scen, SCENARIO_COLUMNS),
-        "blocks.csv": _csv(block_rows, BLOCK_COLUMNS),
-        "summary.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
-        **draw_all(setup, clean, scen, tests_by_pair),
+    setup = collected.setup
+    o = setup.options
+    tested = setup.prompt.tested.label
+    scenarios = sorted(({"model": setup.model_name, **r} for r in collected.rows["scenario"]),
+                       key=lambda r: (r["pair"], r["layer"], r["head"]))
+    recorded = len({(r["layer"], r["head"]) for r in scenarios})
+    claims = claim_table(collected)
+    blocks = collected.kept.get("blocks", [])
+    report = Report(setup.results_folder, setup.model_name, setup.n_layers * setup.n_heads, recorded, claims,
+                    blocks=blocks, shards=shard_table(collected))
+    if not report.complete:
+        return report
+
+    baseline = sorted(({"layer": L, "readout": "block output (last: after the final norm)", "pair": r["pair"],
+                        "clean": c} for r in collected.rows["baseline"] for L, c in enumerate(r["clean"])),
+                      key=lambda r: (r["pair"], r["layer"]))
+    baseline += sorted(({"layer": setup.n_layers - 1, "readout": "last block output before the final norm",
+                         "pair": r["pair"], "clean": r["before_norm"]} for r in collected.rows["baseline"]),
+                       key=lambda r: r["pair"])
+    heads = collected.kept.get("heads", [])
+    tables = {
+        "claims.csv": (claims, CLAIM_COLUMNS),
+        "scenarios.csv": (scenarios, SCENARIO_COLUMNS),
+        "baseline.csv": (baseline, BASELINE_COLUMNS),
+        "blocks.csv": (_unit_rows(blocks, pair=tested), BLOCK_COLUMNS),
+        "heads.csv": (_unit_rows(heads, ablation=o.ablation), HEAD_COLUMNS),
+        "power.csv": ([r.as_row() for r in collected.kept.get("power", [])], POWER_COLUMNS),
+        "controls.csv": ([c.as_row() for c in collected.kept.get("controls", [])], CONTROL_COLUMNS),
+        "scales.csv": (sorted(collected.rows["scale"], key=lambda r: (r["order"], r["layer"])), SCALE_COLUMNS),
+        "top_k.csv": (sorted(collected.rows["top_k"], key=lambda r: r["k"]), TOP_K_COLUMNS),
+        "ripple.csv": (sorted(collected.rows["ripple"], key=lambda r: (r["layer"], r["read_at"])), RIPPLE_COLUMNS),
+        "shards.csv": (report.shards, SHARD_COLUMNS),
     }
-    for name, rows, columns in (("heads.csv", heads, HEAD_COLUMNS), ("scales.csv", scales, SCALE_COLUMNS),
-                                ("top_k.csv", top_k, TOP_K_COLUMNS), ("ripple.csv", ripple, RIPPLE_COLUMNS)):
-        if rows:
-            files[name] = _csv(rows, columns)
-    files.update(draw_beyond(setup.choice.name, heads, scales, top_k, ripple, setup.n_layers, setup.n_heads,
-                             setup.sesoi))
-    report.published = True
-    # Without the first line: it names the results folder, and the page must be the same
-    # bytes wherever the run wrote it.
-    files["report.html"] = page(f"head-silencing: {setup.choice.name}, {report.n_scenarios} scenarios",
-                                report.summary_lines()[1:], files)
-    publish(folder, files)
+    files = {name: table(rows, columns) for name, (rows, columns) in tables.items() if rows}
+    summary = {
+        "model": {"name": setup.model_name, **collected.kept.get("provenance", {}),
+                  "n_layers": setup.n_layers, "n_heads": setup.n_heads},
+        "question": {"sentence": o.question.sentence, "silenced_word": o.question.silence_word,
+                     "tokens": setup.prompt.tokens.pieces, "token_ids": setup.prompt.tokens.ids,
+                     "silenced_token_index": setup.prompt.token,
+                     "pairs": {p.label: [p.i, p.j] for p in setup.prompt.pairs},
+                     "prompt_set": {"file": o.prompts_path.name, "sentences": len(setup.prompts),
+                                    "ablation": o.ablation} if setup.prompts else None,
+                     "digest": setup.question_digest()},
+        "engine": o.engine,
+        "plan": o.plan.as_record(),
+        "versions": versions(),
+        "claims": {c["test"]: {k: c[k] for k in ("outcome", "passed", "failed", "skipped", "detail")}
+                   for c in claims},
+        "shards": {s["name"]: s["computations"] for s in report.shards},
+        "observations": collected.kept.get("observations", {}),
+    }
+    files["summary.json"] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()
+    files.update(figures(setup, collected))
+    files["report.html"] = page(setup, collected, claims, files)
+    publish(report.folder, files)
     report.published = True
     return report

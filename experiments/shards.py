@@ -1,0 +1,82 @@
+"""The work units (shards) of a run: what each computes, and which other shards it needs.
+
+    units = Shards(load_model, prompt=..., prompts=..., ablation="zero", engine="fast",
+                   plan=plan, get=store.get)
+    units.study()                  StudyMeasurement of the study sentence
+    units.prompt_chunk(indices)    PromptChunk: every single-head ablation on a few prompts
+    units.scale(kind)              ScaleMeasurement: one intervention of the scale ladder
+    units.top_k()                  TopKMeasurement: the top-k heads silenced together
+
+`get(name, compute)` (plugin/store.py) computes each shard once per run, whichever pytest
+worker asks first, and hands every later caller the stored result; `load_model` is only
+called when a shard must really be computed. Dependencies: the scale ladder needs the
+prompt chunks of the selection prompts (plan: scale_test_prompts); mean ablation needs the
+head means of the whole set. Everything else depends on nothing but the model.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from experiments import prompts as prompt_set
+from experiments import scales
+from experiments.study import measure_study
+
+SCALE_SHARDS = tuple(f"scales-{scales.slug(kind)}" for kind in scales.KINDS) + ("top-k",)
+
+
+class Shards:
+    """The shards of one run (one question on one model); see the module docstring."""
+
+    def __init__(self, load_model: Callable, *, prompt, prompts, ablation: str, engine: str, plan,
+                 get: Callable):
+        self._load_model = load_model
+        self.prompt, self.prompts = prompt, list(prompts)
+        self.ablation, self.engine, self.plan = ablation, engine, plan
+        self.get = get
+
+    @property
+    def model(self):
+        return self._load_model()
+
+    def study(self):
+        return self.get("study", lambda: measure_study(self.model, self.prompt, self.engine))
+
+    def chunks(self) -> list[tuple[int, ...]]:
+        return prompt_set.chunks(len(self.prompts))
+
+    def prompt_chunk(self, indices) -> prompt_set.PromptChunk:
+        indices = tuple(indices)
+        return self.get(f"prompts-{prompt_set.chunk_label(indices)}", lambda: prompt_set.measure_chunk(
+            self.model, self.prompts, indices, self.ablation, self.engine, means=self.head_means()))
+
+    def head_means(self) -> torch.Tensor | None:
+        """Mean ablation's values, a shard of their own (every chunk needs the whole set's)."""
+        if self.ablation != "mean":
+            return None
+        return self.get("head-means", lambda: prompt_set.head_means(self.model, self.prompts))
+
+    def prompt_deltas(self, indices) -> np.ndarray:
+        """[n_layers, n_heads, len(indices)] single-head deltas of the given prompts, from their chunks."""
+        wanted = set(indices)
+        parts = [(i, self.prompt_chunk(c).deltas[:, :, k]) for c in self.chunks()
+                 if wanted & set(c) for k, i in enumerate(c) if i in wanted]
+        return np.stack([d for _, d in sorted(parts, key=lambda x: x[0])], -1)
+
+    def test_prompts(self) -> list:
+        return self.prompts[:self.plan.scale_test_prompts]
+
+    def selection(self) -> scales.Selection:
+        """Heads chosen on the prompts after the test part (never on the ones they are tested on)."""
+        chosen = range(self.plan.scale_test_prompts, len(self.prompts))
+        return scales.select_heads(self.prompt_deltas(chosen))
+
+    def scale(self, kind: str) -> scales.ScaleMeasurement:
+        return self.get(f"scales-{scales.slug(kind)}",
+                        lambda: scales.measure_kind(self.model, self.test_prompts(), kind, self.selection()))
+
+    def top_k(self) -> scales.TopKMeasurement:
+        return self.get("top-k", lambda: scales.measure_top_k(self.model, self.test_prompts(), self.plan.top_k,
+                                                              self.selection()))
