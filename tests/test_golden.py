@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from experiments.question import Question, synthetic_prompt
+from experiments.study import measure_study
 from report import golden
 from report.results import versions
-from experiments.study import Question, run_study, synthetic_plan
 from tests.tiny_models import tiny
 
 GOLDEN = Path(__file__).parent / "golden"
 TINY_IDS = [3, 17, 42, 8, 99, 23, 5, 61, 77]     # 9 tokens, like the study sentence
-TINY_PLAN = synthetic_plan(TINY_IDS, token=4, pairs=[(4, 8), (2, 8)])
+TINY_PROMPT = synthetic_prompt(TINY_IDS, token=4, pairs=[(4, 8), (2, 8)])
 
 
 def _gate(path: Path, actual: dict, update: bool) -> None:
@@ -30,19 +31,20 @@ def _gate(path: Path, actual: dict, update: bool) -> None:
 
 
 @pytest.mark.study
-def test_study_numbers_match_golden(study, setup, pytestconfig):
-    if setup.plan.question != Question():
+def test_study_numbers_match_golden(shards, setup, pytestconfig):
+    """Regression gate: the study's numbers on this model equal the checked-in golden ones."""
+    if setup.options.question != Question():
         pytest.skip("golden numbers exist for the study's own sentence, word and pairs only")
-    path = GOLDEN / f"{setup.choice.name}.json"
+    path = GOLDEN / f"{setup.model_name}.json"
     if not path.is_file() and not pytestconfig.getoption("update_golden"):
-        pytest.skip(f"no golden file for {setup.choice.name}; make one with --update-golden")
-    _gate(path, golden.numbers(study), pytestconfig.getoption("update_golden"))
+        pytest.skip(f"no golden file for {setup.model_name}; make one with --update-golden")
+    _gate(path, golden.numbers(shards.study()), pytestconfig.getoption("update_golden"))
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_tiny_model_numbers_match_golden(family, pytestconfig):
-    run = run_study(tiny(family, 4, 4, 8), TINY_PLAN, controls=False)
-    _gate(GOLDEN / f"tiny-{family}.json", golden.numbers(run), pytestconfig.getoption("update_golden"))
+    m = measure_study(tiny(family, 4, 4, 8), TINY_PROMPT)
+    _gate(GOLDEN / f"tiny-{family}.json", golden.numbers(m), pytestconfig.getoption("update_golden"))
 
 
 @pytest.mark.parametrize("scale", [1e-2, 1e-3])
@@ -54,7 +56,7 @@ def test_planted_drift_fails_the_gate(scale):
     with torch.no_grad():
         w = model.transformer.h[2].mlp.c_fc.weight
         w += scale * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
-    problems = golden.compare(expected, golden.numbers(run_study(model, TINY_PLAN, controls=False)))
+    problems = golden.compare(expected, golden.numbers(measure_study(model, TINY_PROMPT)))
     assert problems, "a perturbed weight went unnoticed"
     assert all("[L00" not in p and "[L01" not in p for p in problems), "blocks before the perturbed one drifted"
     assert any("[L02" in p for p in problems)

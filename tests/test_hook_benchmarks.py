@@ -17,7 +17,7 @@ ROUNDS = 20
 @pytest.fixture(scope="module")
 def forward(study_model, setup):
     model, _ = study_model
-    ids = torch.tensor([setup.plan.tokens.ids], device=next(model.parameters()).device)
+    ids = torch.tensor([setup.prompt.tokens.ids], device=next(model.parameters()).device)
 
     @torch.no_grad()
     def run():
@@ -51,5 +51,5 @@ def test_forward_with_inactive_hooks_on_every_block(benchmark, forward):
 
 def test_forward_with_one_head_silenced(benchmark, forward, setup):
     model, run = forward
-    with silence(model, layout_of(model).n_layers // 2, 0, setup.plan.token):
+    with silence(model, layout_of(model).n_layers // 2, 0, setup.prompt.token):
         _bench(benchmark, "one head silenced", run)

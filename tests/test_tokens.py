@@ -1,7 +1,7 @@
 """Locating words in the study sentence, with the real GPT-2 tokenizer (offline)."""
 import pytest
 
-from experiments.study import SENTENCE
+from experiments.question import SENTENCE
 from experiments.tokens import WordNotFound, locate, tokenize
 from tests.tiny_models import gpt2_tokenizer
 

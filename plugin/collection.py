@@ -1,0 +1,127 @@
+"""Collection: one test item per layer x head, per block, per prompt chunk, per scale kind;
+every study item in the xdist group of the shard it needs; heavy shards scheduled first.
+
+    pytest -n auto          (the plugin picks --dist loadgroup: the items of one shard run on
+                             one worker, and each shard is computed once per run)
+
+The study's setup (the model's layers x heads, where the words are) is resolved the first
+time a study test is collected (plugin/setup.py); a bad question then stops the run with one
+line, before any test runs: in this process for `-n 0`, on the controller under xdist.
+"""
+from __future__ import annotations
+
+import pytest
+
+from experiments import prompts as prompt_set
+from experiments import scales
+from plugin.setup import SetupError, setup_of
+
+# Shards in the order xdist should start them: the longest first, so that no worker is left
+# with a long one at the end. Matched by name prefix; anything else comes after.
+HEAVY_FIRST = ("scales-", "top-k", "ioi-", "prompts-", "head-means", "study")
+PLACEHOLDER = "setup-failed"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "xdist_group(name): the shard whose items run on one xdist worker")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    # Before pytest-xdist turns a bare -n / --tx into --dist load: the study's items are
+    # grouped by shard, so that each worker computes the shards of its own groups.
+    option = config.option
+    if getattr(option, "dist", None) == "no" and (getattr(option, "numprocesses", None) or getattr(option, "tx", None)):
+        option.dist = "loadgroup"
+
+
+def _group(name: str):
+    return pytest.mark.xdist_group(name)
+
+
+def _params(setup, argname: str) -> list:
+    """The parameters of a study argument, each carrying its shard's xdist group."""
+    if argname == "site":
+        return [pytest.param((L, h), id=f"L{L:02d}-H{h:02d}", marks=_group("study"))
+                for L in range(setup.n_layers) for h in range(setup.n_heads)]
+    if argname == "block":
+        return [pytest.param(L, id=f"L{L:02d}", marks=_group("study")) for L in range(setup.n_layers)]
+    if argname == "chunk":
+        return [pytest.param(c, id=prompt_set.chunk_label(c), marks=_group(f"prompts-{prompt_set.chunk_label(c)}"))
+                for c in prompt_set.chunks(len(setup.prompts))] or [
+            pytest.param(None, id="no-prompt-set", marks=pytest.mark.skip(reason=setup.prompts_problem))]
+    if argname == "kind":
+        return [pytest.param(k, id=scales.slug(k), marks=_group(f"scales-{scales.slug(k)}")) for k in scales.KINDS]
+    raise AssertionError(argname)
+
+
+STUDY_ARGS = ("site", "block", "chunk", "kind")
+
+
+def pytest_generate_tests(metafunc):
+    for argname in STUDY_ARGS:
+        if argname not in metafunc.fixturenames:
+            continue
+        try:
+            params = _params(setup_of(metafunc.config), argname)
+        except SetupError:
+            # Reported once, as one line, when collection ends (pytest_collection_modifyitems
+            # here, or the controller under xdist); the item exists so the run knows.
+            params = [pytest.param(None, id=PLACEHOLDER)]
+        metafunc.parametrize(argname, params)
+
+
+def _order(item) -> int:
+    mark = item.get_closest_marker("xdist_group")
+    name = mark.args[0] if mark else ""
+    for rank, prefix in enumerate(HEAVY_FIRST):
+        if name.startswith(prefix):
+            return rank
+    return len(HEAVY_FIRST)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+    study = [item for item in items if item.get_closest_marker("study")]
+    if not study:
+        return
+    for item in study:                      # every study item runs with the shard it reads
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(_group("study"))
+    items.sort(key=_order)                  # stable: the order within a shard is kept
+    if hasattr(config, "workerinput"):
+        return                              # the controller reports a setup failure
+    try:
+        setup_of(config)
+    except SetupError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
+def pytest_collection_finish(session):
+    _print_setup(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)   # a hook of pytest-xdist, absent under -p no:xdist
+def pytest_xdist_node_collection_finished(node, ids):
+    """Controller: the first worker that collected study items (ids of a shard's group)
+    makes the controller resolve the setup, to refuse a bad question with one line."""
+    config = node.config
+    if not any("@" in i for i in ids):
+        return
+    try:
+        setup_of(config)
+    except SetupError as err:
+        raise pytest.UsageError(str(err)) from None
+    _print_setup(config)
+
+
+def _print_setup(config) -> None:
+    from plugin.setup import SETUP
+
+    found = config.stash.get(SETUP, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if found is None or isinstance(found, SetupError) or reporter is None or getattr(config, "_study_printed", False):
+        return
+    config._study_printed = True
+    for line in found.header_lines():
+        reporter.write_line(line)

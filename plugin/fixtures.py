@@ -1,0 +1,125 @@
+"""Fixtures: the run's setup, the model (loaded once per worker, only if a test needs it),
+the shards (each computed once per run), and `record` (ship a measured row to the report).
+"""
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from experiments.shards import Shards
+from models.bundled import SMOLLM2
+from models.loading import load, resolve
+from plugin.reduce import base_nodeid
+from plugin.setup import setup_of
+from plugin.store import ShardStore
+
+STORE = pytest.StashKey[ShardStore]()
+STORE_FOLDER = "shard_store"          # key of workerinput that names the controller's folder
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):
+        folder = Path(config.workerinput[STORE_FOLDER])
+        worker = config.workerinput.get("workerid", "worker")
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="head-silencing-shards-"))
+        config.add_cleanup(functools.partial(_remove, folder))
+        worker = "main"
+    # A worker on another host (xdist --tx ssh=...) has no such folder: it makes its own.
+    config.stash[STORE] = ShardStore(folder, worker)
+
+
+def _remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@functools.cache
+def load_once(choice, device: str):
+    """(model, tokenizer), loaded at most once per process and (choice, device)."""
+    return load(choice, device)
+
+
+@pytest.hookimpl(optionalhook=True)   # a hook of pytest-xdist, absent under -p no:xdist
+def pytest_configure_node(node):
+    """Controller: hand every xdist worker the shard store's folder."""
+    node.workerinput[STORE_FOLDER] = str(node.config.stash[STORE].folder)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    # Ship every shard computed during this phase with this phase's report: the controller
+    # counts computations per shard across all workers.
+    for done in item.config.stash[STORE].drain():
+        report.user_properties.append(("shard-computed", done))
+    return report
+
+
+@pytest.fixture(scope="session")
+def setup(pytestconfig):
+    return setup_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def study_model(setup):
+    """(model, tokenizer) of the study, loaded once per worker."""
+    return load_once(setup.options.choice, setup.options.device)
+
+
+@pytest.fixture(scope="session")
+def shards(setup, pytestconfig) -> Shards:
+    """The run's shards; the model is loaded only if this worker must compute one."""
+    o = setup.options
+    return Shards(lambda: load_once(o.choice, o.device)[0], prompt=setup.prompt,
+                  prompts=setup.prompts, ablation=o.ablation, engine=o.engine, plan=o.plan,
+                  get=pytestconfig.stash[STORE].get)
+
+
+@pytest.fixture(scope="session")
+def smollm2_study_input(pytestconfig):
+    """(SmolLM2-135M-Instruct, the study sentence's ids [1, 9]) whatever --model says: the
+    real model every machine has offline, for exactness tests and benchmarks."""
+    from experiments.question import SENTENCE
+    from plugin.options import OPTIONS
+
+    options = pytestconfig.stash[OPTIONS]
+    if options.choice.name == SMOLLM2.name and options.device == "cpu":
+        model, tokenizer = load_once(options.choice, options.device)   # the study's: reuse it
+    else:
+        model, tokenizer = load_once(resolve(SMOLLM2.name), "cpu")
+    return model, tokenizer(SENTENCE, return_tensors="pt").input_ids
+
+
+def test_id(node) -> str:
+    """The claim a test item belongs to: its node id without parameters or xdist group."""
+    return base_nodeid(node.nodeid).split("[")[0]
+
+
+@pytest.fixture(autouse=True)
+def state_the_claim(request):
+    """Every study item ships its test's statement (the docstring's first line) for the report."""
+    if request.node.get_closest_marker("study") and request.function.__doc__:
+        doc = request.function.__doc__.strip().splitlines()[0]
+        request.node.user_properties.append(("test-doc", {"test": test_id(request.node), "doc": doc}))
+
+
+@pytest.fixture
+def say(request):
+    """say(detail, outcome="held"): what a claim found, in words, for the report's claim line."""
+    def _say(detail: str, outcome: str = "held") -> None:
+        request.node.user_properties.append(("claim", {"test": test_id(request.node), "outcome": outcome,
+                                                       "detail": detail}))
+    return _say
+
+
+@pytest.fixture
+def record(request):
+    """record(kind, row): ship a measured row (JSON-ready values) to the controller's report."""
+    def _record(kind: str, row: dict) -> None:
+        request.node.user_properties.append((kind, row))
+    return _record
+

@@ -1,0 +1,138 @@
+"""The suite's command-line options, checked at start-up without loading any model.
+
+Everything that can be checked cheaply is checked here, in every process, before any test
+is collected: a bad value stops the run with one line naming it and the fix. What needs the
+model's tokenizer or config (is the word in the sentence?) is checked as soon as a study
+test is collected (plugin/setup.py), still before any test runs.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from experiments.plan import PlanError, load_plan
+from experiments.prompts import ABLATIONS, PromptSetError, read_prompts
+from experiments.question import PAIRS, SENTENCE, SILENCE_WORD, Question, check_word_syntax, parse_pair
+from experiments.tokens import WordNotFound
+from models.loading import ModelChoice, ModelNotAvailable, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PROMPTS = ROOT / "tests" / "data" / "prompts.txt"
+ENGINES = ("fast", "naive")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("study", "the head-silencing study")
+    group.addoption("--model", default=os.environ.get("STUDY_MODEL", "auto"),
+                    help="auto (default; GPT-2 Large if cached, else SmolLM2-135M-Instruct), gpt2, gpt2-medium, "
+                         "gpt2-large, gpt2-xl, smollm2-135m-instruct, gemma3-270m, or a local checkpoint folder. "
+                         "Env: STUDY_MODEL")
+    group.addoption("--device", default=os.environ.get("STUDY_DEVICE", "cpu"),
+                    help="torch device for the study model: cpu (default) or cuda. Env: STUDY_DEVICE")
+    group.addoption("--sentence", default=SENTENCE, help=f"the sentence (default: {SENTENCE!r})")
+    group.addoption("--silence-word", default=SILENCE_WORD,
+                    help=f"the word whose last token is silenced (default: {SILENCE_WORD}); word#2 for its 2nd occurrence")
+    group.addoption("--pair", action="append", default=None, metavar="A:B",
+                    help="a word pair to compare, repeatable; the first is the tested pair "
+                         f"(default: {' '.join(a + ':' + b for a, b in PAIRS)})")
+    group.addoption("--engine", default="fast", choices=ENGINES,
+                    help="how every layer x head silencing is computed: fast (default) or naive (one plain "
+                         "silenced forward pass per head, the reference)")
+    group.addoption("--prompts", default=str(DEFAULT_PROMPTS),
+                    help="prompt set for the across-prompt tests: one sentence a line, each with the silenced "
+                         "word and the tested pair (default: tests/data/prompts.txt, 24 variants)")
+    group.addoption("--ablation", default="zero", choices=ABLATIONS,
+                    help="what replaces a head in the across-prompt tests: zero (default, the study's silencing), "
+                         "mean (its mean output over every position of the prompt set) or resample (its output "
+                         "at the silenced token of the next prompt of the set)")
+    group.addoption("--sesoi", type=float, default=None,
+                    help="override the analysis plan's smallest effect size of interest (cosine units) for an "
+                         "exploratory run; the header and summary.json show the overridden plan's hash")
+    group.addoption("--max-delta", type=float, default=None,
+                    help="override the analysis plan's bound on one head's |change in cosine| (exploratory)")
+    group.addoption("--update-golden", action="store_true",
+                    help="rewrite tests/golden/*.json from this run instead of comparing with it")
+    group.addoption("--results-dir", default=str(ROOT / "results"),
+                    help="where results/<model>/<question>/ is written (default: ./results)")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The run's options, checked (no model loaded)."""
+
+    choice: ModelChoice
+    device: str
+    question: Question
+    engine: str
+    prompts_path: Path
+    prompt_sentences: tuple
+    ablation: str
+    plan: object                 # experiments.plan.AnalysisPlan, with any --sesoi / --max-delta override
+    results_dir: Path
+    update_golden: bool
+
+    @property
+    def default_prompts(self) -> bool:
+        return self.prompts_path == DEFAULT_PROMPTS
+
+
+OPTIONS = pytest.StashKey[Options]()
+
+
+def _writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise pytest.UsageError(f"--results-dir {folder}: cannot write there ({err.strerror or err}); "
+                                "pass a folder you can write to") from None
+
+
+def _device(device: str) -> str:
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise pytest.UsageError(f"--device {device!r}: use cpu or cuda")
+    if device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise pytest.UsageError(f"--device {device}: no CUDA device on this machine; use --device cpu")
+    return device
+
+
+def read_options(config) -> Options:
+    """Check every option that needs no model; raise pytest.UsageError (one line) if one is bad."""
+    get = config.getoption
+    try:
+        plan = load_plan().with_overrides(sesoi=get("sesoi"), max_delta=get("max_delta"))
+        sentence, word = get("sentence"), get("silence_word")
+        if not sentence.strip():
+            raise WordNotFound("the sentence is empty: pass --sentence with a sentence that contains the words "
+                               "to compare")
+        pairs = tuple(parse_pair(p) for p in get("pair")) if get("pair") else PAIRS
+        check_word_syntax(word, "--silence-word")
+        for a, b in pairs:
+            check_word_syntax(a, "--pair")
+            check_word_syntax(b, "--pair")
+        prompts_path = Path(get("prompts")).expanduser().resolve()
+        sentences = read_prompts(prompts_path)
+        choice = resolve(get("model"))
+    except (PlanError, WordNotFound, PromptSetError, ModelNotAvailable) as err:
+        raise pytest.UsageError(str(err)) from None
+    results_dir = Path(get("results_dir")).expanduser()
+    _writable(results_dir)
+    return Options(choice, _device(get("device")), Question(sentence, word, pairs), get("engine"), prompts_path,
+                   tuple(sentences), get("ablation"), plan, results_dir, get("update_golden"))
+
+
+def pytest_configure(config):
+    if not config.getoption("benchmark_only", False):
+        # float32 sums come out in the last bit differently with another number of torch
+        # threads. One thread in every process makes -n 0, -n auto and --tx runs write the
+        # same bytes (and xdist workers do not fight over the cores). Benchmarks keep all.
+        import torch
+        torch.set_num_threads(1)
+    config.stash[OPTIONS] = read_options(config)

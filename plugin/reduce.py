@@ -1,0 +1,160 @@
+"""Reduce where the shards meet: claims that need every shard, evaluated once, on the controller.
+
+Map: test items on any worker measure their shard and ship rows (`record`, as
+user_properties) with their reports. Reduce: this plugin, in the controller (or the single
+process of `-n 0`), gathers every row, and after the last item ran evaluates the claims of
+tests/across_shards.py (`@across_shards`). Each claim becomes a named test report, like any
+other item: it shows in the terminal and in --junitxml, and a failed one makes the exit
+status non-zero. A claim whose shards were not all measured (e.g. `-k L03`) is skipped,
+saying what is missing.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+import traceback
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+CLAIMS_MODULE = "tests.across_shards"
+_REGISTRY: list = []
+
+
+class Incomplete(Exception):
+    """A claim's input is not complete in this run (some shards were not measured)."""
+
+
+def across_shards(*, needs: str):
+    """Declare a claim that needs every shard of kind `needs` (a record kind, e.g. "scenario").
+
+    The function takes one argument, the run's `Collected` rows, and asserts like a test.
+    pytest does not collect it as an item of its own (it runs once, on the controller).
+    """
+    def register(fn):
+        fn.__test__ = False
+        fn.needs = needs
+        _REGISTRY.append(fn)
+        return fn
+    return register
+
+
+def base_nodeid(nodeid: str) -> str:
+    """A node id without xdist's "@group" suffix (the same name under -n 0 and -n 2)."""
+    head, sep, tail = nodeid.rpartition("@")
+    return head if sep and "/" not in tail and "::" not in tail else nodeid
+
+
+class Collected:
+    """Every row the run's items shipped, by kind, plus what the reduce claims keep."""
+
+    def __init__(self, config):
+        self.config = config
+        self.rows: dict[str, list] = defaultdict(list)
+        self.outcomes: dict[str, list] = defaultdict(list)   # test function -> [(nodeid, outcome)]
+        self.kept: dict[str, object] = {}                    # objects the claims computed, for the report
+        self.current = ""                                    # node id of the claim being evaluated
+
+    def take(self, report) -> None:
+        """Take the rows a test report carries, and note its outcome under its test's name."""
+        for kind, row in report.user_properties:
+            self.rows[kind].append(row)
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            nodeid = base_nodeid(report.nodeid)
+            self.outcomes[nodeid.split("[")[0]].append((nodeid, report.outcome))
+
+    def keep(self, name: str, value) -> None:
+        """Hand an object a claim computed to the report (which prints it as it is)."""
+        self.kept[name] = value
+
+    def extend(self, name: str, rows: list) -> None:
+        """Append rows to a kept list (e.g. power rows of several families)."""
+        self.kept.setdefault(name, []).extend(rows)
+
+    def say(self, detail: str, outcome: str = "held") -> None:
+        """What the running claim found, in words, for the report's claim line."""
+        self.rows["claim"].append({"test": self.current, "outcome": outcome, "detail": detail})
+
+    @property
+    def setup(self):
+        from plugin.setup import setup_of
+        return setup_of(self.config)
+
+    def table(self, kind: str, *, key, value, expected: set, what: str, where=lambda row: True) -> dict:
+        """{key(row): value(row)} over the rows of `kind` that pass `where`; raise Incomplete
+        when some expected key is missing (the run did not measure every shard)."""
+        found = {key(r): value(r) for r in self.rows[kind] if where(r)}
+        missing = expected - set(found)
+        if missing:
+            raise Incomplete(f"{len(missing)} of {len(expected)} {what} were not measured in this run "
+                             "(a partial run: -k, -m or a crashed worker)")
+        return found
+
+
+class Reduce:
+    """Controller-side plugin: gather rows; after the test loop, run the claims across shards."""
+
+    def __init__(self, config):
+        self.config = config
+        self.collected = Collected(config)
+        self.claim_reports: list = []
+
+    def pytest_runtest_logreport(self, report):
+        self.collected.take(report)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session):
+        result = yield
+        if not session.shouldfail and not session.shouldstop:
+            self.run_claims(session)
+        return result
+
+    def run_claims(self, session) -> None:
+        if not self.collected.rows:
+            return
+        importlib.import_module(CLAIMS_MODULE)
+        for claim in _REGISTRY:
+            if claim.needs in self.collected.rows:
+                self._run(claim)
+
+    def _run(self, claim) -> None:
+        hook = self.config.hook
+        path = Path(inspect.getsourcefile(claim)).resolve()
+        relpath = path.relative_to(self.config.rootpath).as_posix()
+        nodeid = f"{relpath}::{claim.__name__}"
+        location = (relpath, inspect.getsourcelines(claim)[1] - 1, claim.__name__)
+        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        self.collected.current = nodeid
+        if claim.__doc__:
+            self.collected.rows["test-doc"].append({"test": nodeid, "doc": claim.__doc__.strip().splitlines()[0]})
+        start = time.time()
+        try:
+            claim(self.collected)
+            outcome, longrepr = "passed", None
+        except Incomplete as err:
+            outcome, longrepr = "skipped", (str(path), location[1] + 1, f"Skipped: {err}")
+        except pytest.skip.Exception as err:
+            outcome, longrepr = "skipped", (str(path), location[1] + 1, f"Skipped: {err.msg}")
+        except AssertionError as err:
+            outcome, longrepr = "failed", f"{relpath}:{location[1] + 1}: claim refuted\nE   {err}"
+        except Exception:                   # a bug, not a refuted claim: show where
+            outcome, longrepr = "failed", traceback.format_exc()
+        stop = time.time()
+        for when in ("setup", "call", "teardown"):
+            report = pytest.TestReport(
+                nodeid=nodeid, location=location, keywords={claim.__name__: 1, "study": 1},
+                outcome=outcome if when == "call" or outcome == "skipped" and when == "setup" else "passed",
+                longrepr=longrepr if when == "call" or outcome == "skipped" and when == "setup" else None,
+                when=when, sections=[], duration=stop - start if when == "call" else 0.0,
+                start=start, stop=stop, user_properties=[])
+            if outcome == "skipped" and when == "call":
+                continue                     # a skipped item has no call phase
+            hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):      # the controller, or the only process
+        config.pluginmanager.register(Reduce(config), "study-reduce")

@@ -1,0 +1,61 @@
+"""The report: written by the controller (or the only process) once the claims across shards
+ran, from the rows every item shipped and the objects the claims kept (report/results.py);
+then the verdict in the terminal, right in each of its three states:
+
+    complete      every study item ran: results/<model>/<question>/ published as a whole
+    claims failed the same, with the failed claims named first
+    partial       some study items did not run (-k, a crashed worker): nothing is published,
+                  the previous complete report stays
+An interrupted run (Ctrl-C) says so and publishes nothing.
+"""
+from __future__ import annotations
+
+import pytest
+
+from plugin.options import OPTIONS
+
+
+def pytest_report_header(config):
+    plan = config.stash[OPTIONS].plan
+    return [f"analysis plan: analysis_plan.toml sha256 {plan.short_digest}"
+            + (" (overridden: " + ", ".join(f"{k}={v}" for k, v in plan.overrides) + ")" if plan.overrides else "")]
+
+
+class Reporting:
+    def __init__(self, config):
+        self.config = config
+        self.report = None
+        self.interrupted = False
+
+    def _collected(self):
+        return self.config.pluginmanager.get_plugin("study-reduce").collected
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo):
+        # Said here, before pytest formats the interrupt (which can itself fail when the
+        # signal lands inside torch's C code), so the user always reads it.
+        self.interrupted = True
+        if self._collected().rows:
+            print("\nrun interrupted: report not written; the results folder keeps the previous complete "
+                  "report, if any", flush=True)
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.interrupted = True
+        collected = self._collected()
+        if self.interrupted or "scenario" not in collected.rows:
+            return
+        from report.results import write_report
+
+        self.report = write_report(collected)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.report is not None:
+            terminalreporter.section("study verdict")
+            for line in self.report.summary_lines():
+                terminalreporter.write_line(line)
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(Reporting(config), "study-reporting")

@@ -1,0 +1,114 @@
+"""What a run needs from the model before any study test runs, resolved only when needed.
+
+`setup_of(config)` reads the model's config (layers x heads, for one test per layer x head)
+and its tokenizer (where the words are), and checks the question and the prompt set
+against them. It runs the first time a study test is collected, never for a run that
+collects none (`pytest tests/test_statistics.py` touches no model), and its answer is kept
+for the rest of the session. A failure is a SetupError whose message is the one line the
+user sees (plugin/collection.py turns it into pytest's usage error).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from experiments.prompts import PromptSetError, locate_prompts
+from experiments.question import Prompt, locate_question
+from experiments.tokens import WordNotFound
+from hooks.architectures import ARCHITECTURES
+from models.loading import ModelNotAvailable, read_config, read_tokenizer
+from plugin.options import OPTIONS, Options
+
+
+class SetupError(Exception):
+    """The run cannot start: the message names the bad value and the fix."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The options, plus what the model's config and tokenizer say about them."""
+
+    options: Options
+    n_layers: int
+    n_heads: int
+    prompt: Prompt                # the study sentence, located
+    prompts: tuple                # the prompt set, located (empty: see prompts_problem)
+    prompts_problem: str          # why the across-prompt tests are skipped, if they are
+
+    @property
+    def plan(self):
+        return self.options.plan
+
+    @property
+    def model_name(self) -> str:
+        return self.options.choice.name
+
+    def question_digest(self) -> str:
+        o = self.options
+        return o.question.digest(list(o.prompt_sentences) if self.prompts else [], o.ablation, o.plan.digest)
+
+    @property
+    def results_folder(self) -> Path:
+        """results/<model>/<question>-<hash>: two questions never share a folder."""
+        o = self.options
+        return o.results_dir / self.model_name / f"{o.question.slug()}-{self.question_digest()}"
+
+    def header_lines(self) -> list[str]:
+        o, p = self.options, self.prompt
+        pieces = "|".join(p.tokens.pieces)
+        return [
+            f"model: {o.choice.name} ({o.choice.source}), {self.n_layers} blocks x {self.n_heads} heads, "
+            f"device {o.device}, engine {o.engine}",
+            f"why this model: {o.choice.reason}",
+            f"sentence: {o.question.sentence!r} -> {pieces}",
+            f"silenced token: {p.tokens.pieces[p.token]!r} (index {p.token}, last token of "
+            f"{o.question.silence_word!r}); pairs: " + ", ".join(f"{q.label} ({q.i}, {q.j})" for q in p.pairs),
+            (f"prompt set: {len(self.prompts)} sentences from {o.prompts_path}; ablation {o.ablation}"
+             if self.prompts else f"prompt set: not used: {self.prompts_problem}"),
+            f"results: {self.results_folder}",
+        ]
+
+
+SETUP = pytest.StashKey[object]()      # a Setup, or the SetupError that resolving it raised
+
+
+def _resolve(options: Options) -> Setup:
+    choice = options.choice
+    try:
+        config = read_config(choice)
+        if config.model_type not in ARCHITECTURES:
+            raise SetupError(
+                f"--model {choice.name}: unsupported architecture {config.model_type!r}; supported families "
+                f"are {', '.join(sorted(ARCHITECTURES))} (add a row to hooks/architectures.py)")
+        tokenizer = read_tokenizer(choice)
+        max_tokens = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        prompt = locate_question(tokenizer, options.question, max_tokens)
+    except (ModelNotAvailable, WordNotFound) as err:
+        raise SetupError(str(err)) from None
+    try:
+        prompts = locate_prompts(tokenizer, list(options.prompt_sentences), options.question, max_tokens,
+                                 options.prompts_path)
+        problem = ""
+    except PromptSetError as err:
+        if not options.default_prompts:
+            raise SetupError(str(err)) from None
+        # The shipped set fits the study's question; a run that asks another (--sentence,
+        # --silence-word, --pair) without its own --prompts keeps the single-sentence tests
+        # and skips the across-prompt ones, saying why.
+        prompts, problem = [], f"the default prompt set does not fit this question ({err}); pass --prompts"
+    return Setup(options, config.num_hidden_layers, config.num_attention_heads, prompt, tuple(prompts), problem)
+
+
+def setup_of(config) -> Setup:
+    """The run's Setup, resolved on first use and kept; raises SetupError (again) if it failed."""
+    if SETUP not in config.stash:
+        try:
+            config.stash[SETUP] = _resolve(config.stash[OPTIONS])
+        except SetupError as err:
+            config.stash[SETUP] = err
+    found = config.stash[SETUP]
+    if isinstance(found, SetupError):
+        raise found
+    return found

@@ -1,0 +1,69 @@
+"""Compute each shard once per run, whichever pytest process asks for it first.
+
+    store = ShardStore(folder)
+    value = store.get("study", compute)     # computed here, or read from another worker's file
+
+pytest-xdist schedules the test items (`--dist loadgroup`: the items of one shard go to one
+worker); the store only makes sure a shard that several items need, on several workers,
+is computed once: the first caller takes the shard's file lock, computes and writes it
+(atomically, by rename); any other caller waits for the lock and reads the file. The
+folder is made by the controller (or the single process of `-n 0`) and handed to every
+worker; a worker on another host without that folder makes its own (compute-once then
+holds per host).
+
+Every computation is logged (`drain()`), so the test item that caused it can ship the
+fact to the controller, which counts them (the report says how many ran; a test checks
+that none ran twice).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+
+class ShardStore:
+    def __init__(self, folder: Path, worker: str = "main"):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.worker = worker
+        self._memo: dict = {}
+        self._log: list[dict] = []
+
+    def _path(self, name: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise ValueError(f"shard name {name!r}: use letters, digits, '.', '_' and '-'")
+        return self.folder / f"{name}.pt"
+
+    def get(self, name: str, compute: Callable):
+        """The shard's value: from this process's memory, the folder, or `compute()` (once)."""
+        if name in self._memo:
+            return self._memo[name]
+        path = self._path(name)
+        if not path.is_file():
+            with open(path.with_suffix(".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)        # released when the file closes
+                if not path.is_file():
+                    start = time.perf_counter()
+                    value = compute()
+                    seconds = time.perf_counter() - start
+                    partial = path.with_suffix(f".tmp-{os.getpid()}")
+                    torch.save(value, partial)
+                    os.replace(partial, path)
+                    self._log.append({"name": name, "worker": self.worker, "seconds": round(seconds, 3)})
+                    self._memo[name] = value
+                    return value
+        # Our own files, written above by a process of this run: safe to unpickle.
+        value = torch.load(path, weights_only=False)
+        self._memo[name] = value
+        return value
+
+    def drain(self) -> list[dict]:
+        """The computations since the last call (name, worker, seconds), oldest first."""
+        out, self._log = self._log, []
+        return out
