@@ -174,3 +174,20 @@ def read_config(choice: ModelChoice):
         return AutoConfig.from_pretrained(choice.source, local_files_only=choice.local_only)
     except (OSError, ValueError) as err:
         raise _unloadable(choice, f"could not read the config of {choice.source}", err) from None
+
+
+def provenance(choice: ModelChoice) -> dict:
+    """What exactly ran, for summary.json and the report's header: a description, where the
+    weights came from and why this model; for a hub model the cached revision."""
+    out = {"description": f"transformers checkpoint {choice.source}", "source": choice.source,
+           "why": choice.reason}
+    model = bundled.BUNDLED.get(choice.name)
+    if model is not None:
+        out["description"] = model.description
+    elif not Path(choice.source).is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(choice.source, "config.json")
+        if isinstance(found, str):
+            out["revision"] = Path(found).parent.name
+    return out

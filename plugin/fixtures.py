@@ -104,7 +104,8 @@ def state_the_claim(request):
     """Every study item ships its test's statement (the docstring's first line) for the report."""
     if request.node.get_closest_marker("study") and request.function.__doc__:
         doc = request.function.__doc__.strip().splitlines()[0]
-        request.node.user_properties.append(("test-doc", {"test": test_id(request.node), "doc": doc}))
+        request.node.user_properties.append(("test-doc", {"test": test_id(request.node), "doc": doc,
+                                                          "line": request.function.__code__.co_firstlineno}))
 
 
 @pytest.fixture

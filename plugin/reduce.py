@@ -58,9 +58,15 @@ class Collected:
         self.current = ""                                    # node id of the claim being evaluated
 
     def take(self, report) -> None:
-        """Take the rows a test report carries, and note its outcome under its test's name."""
+        """Take the rows a test report carries, and note its outcome under its test's name.
+
+        An item's recorded rows ride on each of its phase reports, accumulated: they are
+        taken once, from the teardown report. Shard computations ride on the report of the
+        phase they happened in.
+        """
         for kind, row in report.user_properties:
-            self.rows[kind].append(row)
+            if kind == "shard-computed" or report.when == "teardown":
+                self.rows[kind].append(row)
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             nodeid = base_nodeid(report.nodeid)
             self.outcomes[nodeid.split("[")[0]].append((nodeid, report.outcome))
@@ -128,7 +134,8 @@ class Reduce:
         hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
         self.collected.current = nodeid
         if claim.__doc__:
-            self.collected.rows["test-doc"].append({"test": nodeid, "doc": claim.__doc__.strip().splitlines()[0]})
+            self.collected.rows["test-doc"].append({"test": nodeid, "doc": claim.__doc__.strip().splitlines()[0],
+                                                    "line": location[1] + 1})
         start = time.time()
         try:
             claim(self.collected)

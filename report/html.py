@@ -67,15 +67,17 @@ def html_table(data: bytes) -> str:
 def page(setup, collected, claims: list[dict], files: dict[str, bytes]) -> bytes:
     o = setup.options
     p = setup.prompt
-    provenance = collected.kept.get("provenance", {})
+    from models.loading import provenance
+
+    made = provenance(o.choice)
     held = sum(c["outcome"] == "held" for c in claims)
     refuted = sum(c["outcome"] == "refuted" for c in claims)
     headline = (f"{setup.model_name}: {held} of {len(claims)} claims held, {refuted} refuted")
     question = (f"Silence head h of block L at the token {p.tokens.pieces[p.token]!r} of “{o.question.sentence}”, "
                 f"for every one of the {setup.n_layers} x {setup.n_heads} (L, h), and test whether cosine"
                 f"({p.tested.a}, {p.tested.b}) at block L's output moves.")
-    facts = {"model": provenance.get("description", o.choice.source), "why this model": o.choice.reason,
-             **{k: v for k, v in provenance.items() if k.endswith("sha256")},
+    facts = {"model": made["description"], "weights": made["source"], "why this model": o.choice.reason,
+             **{k: v for k, v in made.items() if k.endswith("sha256") or k == "revision"},
              "tokens": " | ".join(p.tokens.pieces), "silenced token index": p.token,
              "engine": o.engine,
              "analysis plan": f"analysis_plan.toml sha256 {o.plan.digest}"

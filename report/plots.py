@@ -52,7 +52,7 @@ MARK = {"effect": "*", "negligible effect": "·", "equivalent": "=", "undecided"
 def baseline(setup, rows) -> bytes:
     n = setup.n_layers
     fig, ax = plt.subplots(figsize=(8, 4))
-    for r in sorted(rows, key=lambda r: r["pair"] != setup.prompt.tested.label):
+    for r in sorted(rows, key=lambda r: (r["pair"] != setup.prompt.tested.label, r["pair"])):
         line, = ax.plot(range(n), r["clean"], "o-", ms=4, label=r["pair"])
         ax.plot([n - 1], [r["before_norm"]], "o", mfc="none", ms=9, color=line.get_color())
     ax.set(xlabel="block", ylabel="cosine similarity", title=f"{setup.model_name}: clean model, per block")
@@ -154,17 +154,20 @@ def ripple(setup, rows) -> bytes:
 def figures(setup, collected) -> dict[str, bytes]:
     """Every figure whose data the run has."""
     rows, kept = collected.rows, collected.kept
+    # Rows arrive in the order workers finished: sort them, or the same run draws other bytes.
+    scenarios = sorted(rows["scenario"], key=lambda r: (r["pair"], r["layer"], r["head"]))
     out = {}
     if rows["baseline"]:
         out["baseline.png"] = baseline(setup, rows["baseline"])
     if rows["scenario"]:
-        out["silencing.png"] = silencing(setup, rows["scenario"], kept.get("blocks", []))
+        out["silencing.png"] = silencing(setup, scenarios, kept.get("blocks", []))
     if kept.get("heads"):
         out["heads.png"] = heads(setup, kept["heads"])
     if kept.get("power"):
         out["power.png"] = power(kept["power"])
     if rows["scale"]:
-        out["scales.png"] = scales(setup, rows["scale"], sorted(rows["top_k"], key=lambda r: r["k"]))
+        out["scales.png"] = scales(setup, sorted(rows["scale"], key=lambda r: (r["order"], r["layer"])),
+                                   sorted(rows["top_k"], key=lambda r: r["k"]))
     if rows["ripple"]:
         out["ripple.png"] = ripple(setup, rows["ripple"])
     return out

@@ -92,12 +92,21 @@ def versions() -> dict:
     return out
 
 
+# Claims are listed as a reader meets them: the seed's, the study-level ones, then the rest.
+CLAIM_FILES = ("tests/test_study.py", "tests/across_shards.py", "tests/test_prompts.py", "tests/test_scales.py")
+
+
+def _claim_order(test: str, line: int) -> tuple:
+    path = test.split("::")[0]
+    return (CLAIM_FILES.index(path) if path in CLAIM_FILES else len(CLAIM_FILES), path, line)
+
+
 def claim_table(collected) -> list[dict]:
     """One row per claim (a study test function): its statement, outcome and items."""
     docs = {r["test"]: r for r in collected.rows["test-doc"]}
     details = {r["test"]: r for r in collected.rows["claim"]}
     rows = []
-    for test in sorted(set(docs) | set(details)):
+    for test in sorted(set(docs) | set(details), key=lambda t: _claim_order(t, docs.get(t, {}).get("line", 0))):
         outcomes = [o for _, o in collected.outcomes.get(test, [])]
         counts = {o: outcomes.count(o) for o in ("passed", "failed", "skipped")}
         said = details.get(test, {})
@@ -170,6 +179,7 @@ def _unit_rows(units, **extra) -> list[dict]:
 
 def write_report(collected) -> Report:
     """Write the run's report (when complete) and return what the terminal verdict prints."""
+    from models.loading import provenance
     from report.html import page
     from report.plots import figures
 
@@ -208,7 +218,7 @@ def write_report(collected) -> Report:
     }
     files = {name: table(rows, columns) for name, (rows, columns) in tables.items() if rows}
     summary = {
-        "model": {"name": setup.model_name, **collected.kept.get("provenance", {}),
+        "model": {"name": setup.model_name, **provenance(o.choice),
                   "n_layers": setup.n_layers, "n_heads": setup.n_heads},
         "question": {"sentence": o.question.sentence, "silenced_word": o.question.silence_word,
                      "tokens": setup.prompt.tokens.pieces, "token_ids": setup.prompt.tokens.ids,

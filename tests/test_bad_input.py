@@ -12,9 +12,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _pytest(*args, env=None, quiet=True):
+def _pytest(*args, env=None, quiet=True, offline=True):
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     full_env.pop("PYTEST_XDIST_WORKER", None)
+    if not offline:
+        full_env.pop("HF_HUB_OFFLINE")
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-p", "no:xdist",
                            *(["-q"] if quiet else []), "tests/test_study.py", *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=300)
@@ -54,7 +56,7 @@ CASES = {
     "blank word": (["--silence-word", "  "], "the word is empty"),
     "empty pair": (["--pair", ":"], "--pair ':' must look like word:word"),
     "pair of three": (["--pair", "a:b:c"], "--pair 'a:b:c' must look like word:word"),
-    "negative bound": (["--max-delta", "-0.1"], "--max-delta -0.1 must be > 0"),
+    "negative bound": (["--max-delta", "-0.1"], "--max-delta: max_abs_delta_per_head = -0.1 must be"),
     "sentence past the context": (["--sentence", "pineapple pizza " * 5000, "--pair", "pineapple#1:pizza#1",
                                    "--silence-word", "pineapple#1"], "more than this model's context of 8192"),
     "unicode word not there": (["--silence-word", "ananas🍍"], "the word 'ananas🍍' is not in the sentence"),
@@ -63,7 +65,12 @@ CASES = {
     "prompt file not text": (["--prompts", "{prompts_binary}"], "cannot read it as UTF-8 text"),
     "prompt line lacking a word": (["--prompts", "{prompts_lacking}"],
                                    "sentence 11 ('Pineapple is odd'): the word 'pineapple' is not in the sentence"),
-    "non-positive sesoi": (["--sesoi", "0"], "--sesoi 0.0 must be > 0"),
+    "non-positive sesoi": (["--sesoi", "0"], "--sesoi: sesoi = 0.0 must be a finite cosine difference"),
+    "infinite sesoi": (["--sesoi", "inf"], "--sesoi: sesoi = inf must be a finite cosine difference"),
+    "occurrence zero": (["--silence-word", "pineapple#0"], "occurrences are numbered from 1; use pineapple#1"),
+    "occurrence zero in a pair": (["--pair", "pineapple:pizza#0"], "occurrences are numbered from 1; use pizza#1"),
+    "unwritable results folder": (["--results-dir", "{a_file}/results"], "cannot write there"),
+    "hub model offline, no HF_HUB_OFFLINE": (["--model", "gpt2"], "the model hub cannot be reached from this machine"),
 }
 
 # Inputs that are odd but valid: the run starts, and the header shows what was chosen.
@@ -86,6 +93,7 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, bert_folder):
         if torch.cuda.is_available():
             pytest.skip("this machine has a GPU")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "a-file").write_text("a results folder cannot live under a file, whoever runs the test")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{ this is not json")
     good = "\n".join(["# a comment", ""] + [f"Peanut butter and pineapple number {i} on pizza" for i in range(10)])
@@ -93,15 +101,17 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, bert_folder):
     (tmp_path / "prompts_binary.txt").write_bytes(b"\xff\xfe\x00pizza\x9c")
     (tmp_path / "prompts_lacking.txt").write_text(good + "\nPineapple is odd\n")
     folders = {"empty": tmp_path / "empty", "broken": tmp_path / "broken", "bert": bert_folder,
+               "a_file": tmp_path / "a-file",
                **{name: tmp_path / f"{name}.txt" for name in
                   ("prompts_missing", "prompts_empty", "prompts_binary", "prompts_lacking")}}
     args, message = CASES[case]
     args = [a.format(**folders) for a in args]
-    env = {"HF_HOME": str(tmp_path / "hf")} if "gpt2-large" in case else None
-    code, out = _pytest(*args, env=env)
+    env = {"HF_HOME": str(tmp_path / "hf")} if "gpt2" in case or "hub" in case else None
+    code, out = _pytest(*args, env=env, offline="HF_HUB_OFFLINE" not in case)
     assert code != 0, f"pytest accepted {args}:\n{out[-2000:]}"
     assert message in out, f"expected {message!r} in:\n{out[-2000:]}"
     assert "Traceback" not in out, out[-3000:]
+    assert "Retry" not in out, f"the hub client retried before the error:\n{out[-2000:]}"
     error_lines = [line for line in out.splitlines() if line.startswith("ERROR:")]
     assert len(error_lines) == 1, out[-2000:]
 
