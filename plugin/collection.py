@@ -29,8 +29,11 @@ def pytest_configure(config):
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
     # Before pytest-xdist turns a bare -n / --tx into --dist load: the study's items are
-    # grouped by shard, so that each worker computes the shards of its own groups.
+    # grouped by shard, so that each worker computes the shards of its own groups. Only on
+    # the controller: a worker keeps the --tx option, and must never distribute again.
     option = config.option
+    if hasattr(config, "workerinput"):
+        return
     if getattr(option, "dist", None) == "no" and (getattr(option, "numprocesses", None) or getattr(option, "tx", None)):
         option.dist = "loadgroup"
 

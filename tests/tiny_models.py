@@ -54,3 +54,21 @@ def gpt2_tokenizer():
     from transformers import GPT2TokenizerFast
 
     return GPT2TokenizerFast.from_pretrained(gpt2_tokenizer_folder())
+
+
+def tiny_gpt2_checkpoint(folder, n_layer: int = 4, n_head: int = 4, head_dim: int = 8, seed: int = 0) -> str:
+    """Save a tiny random GPT-2 with the REAL GPT-2 tokenizer to `folder` (a checkpoint that
+    `--model=folder` runs the whole study on in seconds: the suite's machinery, not its science)."""
+    import shutil
+    from pathlib import Path
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    config = GPT2Config(n_embd=n_head * head_dim, n_layer=n_layer, n_head=n_head, vocab_size=50257,
+                        n_positions=64, bos_token_id=50256, eos_token_id=50256)
+    GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(Path(gpt2_tokenizer_folder()) / name, folder / name)
+    return str(folder)

@@ -1,0 +1,88 @@
+"""The pytest plugin end to end, on a tiny random GPT-2 with the real GPT-2 tokenizer (the
+whole study in seconds): map on workers, reduce on the controller, shards computed once,
+claims as items, one results folder per question, no model touched by tests that need none.
+
+Random weights make no scientific sense: these tests check the machinery only. The real
+model's runs (byte-identical reports across -n 0, -n 2, --tx) are in
+tests/test_reports_are_reproducible.py.
+"""
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import tiny_gpt2_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_gpt2_checkpoint(tmp_path_factory.mktemp("models") / "tiny-gpt2")
+
+
+def run(*args, env=None):
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    full.pop("PYTEST_XDIST_WORKER", None)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *args], cwd=ROOT, env=full,
+                          capture_output=True, text=True, timeout=900)
+
+
+def summary(results: Path) -> dict:
+    (found,) = results.glob("*/*/summary.json")
+    return json.loads(found.read_text())
+
+
+@pytest.mark.parametrize("spread", [["-n", "2"], ["--tx", f"2*popen//python={sys.executable}"], ["-p", "no:xdist"]],
+                         ids=["two-workers", "two-gateways", "one-process"])
+def test_each_shard_is_computed_once_and_claims_across_shards_are_items(tiny, tmp_path, spread):
+    junit = tmp_path / "junit.xml"
+    proc = run("-m", "study", f"--model={tiny}", f"--results-dir={tmp_path}", f"--junitxml={junit}", *spread)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1), out[-3000:]            # random weights may refute claims
+    shards = summary(tmp_path)["shards"]
+    assert shards and set(shards.values()) == {1}, f"shards computed more than once: {shards}"
+    assert {"study", "top-k"} <= set(shards) and any(s.startswith("prompts-") for s in shards)
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")
+             if c.get("classname") == "tests.across_shards"}
+    assert "test_zero_blocks_significant_after_bonferroni" in cases, sorted(cases)
+    assert "each computed once" in out
+
+
+def test_a_refuted_claim_across_shards_fails_the_run(tiny, tmp_path):
+    """An override no head can meet: the per-head items and the claim across shards both fail,
+    the exit status says so, and the verdict names the refuted claims first."""
+    junit = tmp_path / "junit.xml"
+    proc = run("-m", "study", "-n", "2", f"--model={tiny}", f"--results-dir={tmp_path}", f"--junitxml={junit}",
+               "--max-delta", "1e-7")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert "CLAIMS FAILED" in out and "test_no_single_head_moves_the_association_macroscopically" in out
+    case = next(c for c in ET.parse(junit).getroot().iter("testcase")
+                if c.get("name") == "test_no_single_head_moves_the_association_macroscopically_across_prompts")
+    assert case.find("failure") is not None
+    assert summary(tmp_path)["plan"]["overrides"] == {"max_abs_delta_per_head": 1e-07}
+
+
+def test_two_questions_keep_two_results_folders(tiny, tmp_path):
+    for sentence in ("Peanut butter and pineapple taste great on pizza", "Butter and pineapple taste great on pizza"):
+        run("-m", "study", "-p", "no:xdist", f"--model={tiny}", f"--results-dir={tmp_path}", "--sentence", sentence,
+            "--pair", "pineapple:pizza")
+    folders = sorted(p.name for p in (tmp_path / "tiny-gpt2").iterdir())
+    assert len(folders) == 2 and all(f.startswith("pineapple-in-") for f in folders), folders
+
+
+def test_a_run_without_study_tests_touches_no_model(tmp_path):
+    """`pytest tests/test_statistics.py` converts, loads and even reads no model: its cache stays
+    empty (a model that is not there is not needed)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    proc = run("-p", "no:xdist", "tests/test_statistics.py", "--model", "smollm2-135m-instruct",
+               env={"STUDY_CACHE": str(cache)})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert list(cache.iterdir()) == []
