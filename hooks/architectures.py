@@ -42,7 +42,7 @@ class Architecture:
     #   mid = x + attn_out_norm(out_proj(z))
     #   out = mid + mlp_out_norm(mlp(mlp_norm(mid)))      sequential (GPT-2, Llama, ...)
     #   out = mid + mlp_out_norm(mlp(mlp_norm(x)))        parallel: the MLP reads the block
-    #                                                     input x (GPT-NeoX/Pythia, Phi, Cohere)
+    #                                                     input x (GPT-NeoX/Pythia, Phi)
     mlp_norm: str = ""     # inside a block: the norm in front of the MLP ("" = none: OLMo-2)
     mlp: str = "mlp"       # inside a block: the MLP (or mixture of experts)
     attn_out_norm: str = ""  # inside a block: a norm on the attention output before the residual add
@@ -111,8 +111,6 @@ ARCHITECTURES: dict[str, Architecture] = {
     # Phi-1/2: attention and MLP in parallel on the same normed input; partial rotary.
     "phi": replace(_LLAMA_LIKE, out_proj="self_attn.dense", final_norm="model.final_layernorm",
                    mlp_norm="input_layernorm", parallel_residual=True),
-    # Cohere (Command-R): parallel attention and MLP on the same normed input.
-    "cohere": replace(_LLAMA_LIKE, mlp_norm="input_layernorm", parallel_residual=True),
     "gemma2": _GEMMA2,         # + attention logit soft-capping (inside attention)
     "gemma3_text": replace(_GEMMA2, rotary_per_kind=True),   # + q/k norms (inside attention)
 }

@@ -64,7 +64,7 @@ CASES = {
     "gpt_neox-sequential": (tf.GPTNeoXConfig, tf.GPTNeoXForCausalLM,
                             lambda n, hd: dict(use_parallel_residual=False, rope_parameters=_rope(0.25))),
     "phi": (tf.PhiConfig, tf.PhiForCausalLM, lambda n, hd: dict(rope_parameters=_rope(0.5), qk_layernorm=True)),
-    "phi3": (tf.Phi3Config, tf.Phi3ForCausalLM, lambda n, hd: dict(sliding_window=None)),
+    "phi3": (tf.Phi3Config, tf.Phi3ForCausalLM, lambda n, hd: dict(sliding_window=None, rope_parameters=_rope(0.5))),
     "phi3-window": (tf.Phi3Config, tf.Phi3ForCausalLM,
                     lambda n, hd: dict(sliding_window=WINDOW, rope_parameters=_rope(0.5))),
     "olmo": (tf.OlmoConfig, tf.OlmoForCausalLM, lambda n, hd: dict(clip_qkv=0.3)),
