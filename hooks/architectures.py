@@ -55,6 +55,10 @@ class Architecture:
     attention_kinds: str = "full"   # one of ATTENTION_KINDS
     cache_kwarg: str = "cache"      # the keyword by which a block takes its key/value cache
 
+    def __post_init__(self):
+        if self.attention_kinds not in ATTENTION_KINDS:
+            raise ValueError(f"attention_kinds={self.attention_kinds!r}: use one of {ATTENTION_KINDS}")
+
 
 _LLAMA_LIKE = Architecture(
     blocks="model.layers",
