@@ -162,6 +162,13 @@ def test_a_model_that_cannot_be_resumed_says_why():
     assert_exact(sweep(model, ids, 3, "block"), sweep(model, ids, 3, "block", engine="naive"), "block readout")
 
 
+def test_a_row_with_an_unknown_attention_kind_is_refused():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="attention_kinds='sliding': use one of"):
+        dataclasses.replace(ARCHITECTURES["mistral"], attention_kinds="sliding")
+
+
 # ---------------------------------------------------------------------------------------
 # The real Gemma-3-270M (offline, from its PyPI wheels): every head, both readouts
 # ---------------------------------------------------------------------------------------
