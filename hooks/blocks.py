@@ -25,7 +25,14 @@ class CleanRun:
     block_in: list       # block L's input, [1, seq, d] (hidden[L] for every L)
     block_out: list      # block L's output before any final norm, [1, seq, d]
     heads_in: list       # input of block L's output projection at `token`, [width]
-    cache: object        # the clean pass's DynamicCache (keys/values of every position)
+    cache: object        # the clean pass's keys/values of every layer and position (a DynamicCache), or None
+
+
+def full_cache():
+    """An empty DynamicCache whose layers keep every position (no sliding-window trimming)."""
+    from transformers import DynamicCache
+
+    return DynamicCache()
 
 
 def _first_tensor(args, kwargs, name="hidden_states"):
@@ -58,12 +65,15 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, token: int, cache:
             handles.append(blocks[L].register_forward_hook(post, with_kwargs=True))
             handles.append(layout.out_proj(model, L).register_forward_pre_hook(proj_pre))
         base = _get(model, layout.arch.blocks.rsplit(".", 1)[0])   # the model without its LM head
-        out = base(input_ids, output_hidden_states=True, use_cache=cache)
+        # A DynamicCache built without the config keeps every position of every layer: the
+        # one the model would build drops all but the last window of a sliding layer's
+        # keys, and the Resumer needs those of positions < token.
+        kv = full_cache() if cache else None
+        out = base(input_ids, output_hidden_states=True, use_cache=cache, cache=kv)
     finally:
         for handle in handles:
             handle.remove()
-    return CleanRun(token, tuple(out.hidden_states), block_in, block_out, heads_in,
-                    getattr(out, "cache", None) if cache else None)
+    return CleanRun(token, tuple(out.hidden_states), block_in, block_out, heads_in, kv)
 
 
 def _maybe(block, name):
@@ -84,7 +94,8 @@ def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int],
     Why this is exact: silencing head h of block L at token t changes nothing before the
     output projection of block L, and after it only position t (the rest of the block is
     position-wise). So block L's silenced output at t is the clean residual input at t
-    plus the re-run of out_proj -> (norm) -> residual -> MLP on the edited head vector.
+    plus the re-run of out_proj -> (norm) -> residual -> MLP on the edited head vector
+    (a parallel block's MLP reads the unchanged block input: its output is the clean one).
     """
     arch, hd = layout.arch, layout.head_dim
     block = layout.blocks(model)[layer]
@@ -96,10 +107,34 @@ def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int],
             z[i, h * hd:(h + 1) * hd] = kept
         else:
             z[i, h * hd:(h + 1) * hd] = 0 if values is None else values[h].to(z.dtype)
+    x = run.block_in[layer][0, run.token]
     attn = _maybe(block, arch.attn_out_norm)(layout.out_proj(model, layer)(z[:, None, :]))
-    mid = run.block_in[layer][0, run.token] + attn
-    mlp = _get(block, arch.mlp)(_get(block, arch.mlp_norm)(mid))
+    mid = x + attn
+    # Parallel blocks feed the MLP the block input, the same for every row.
+    mlp = _as_tensor(_get(block, arch.mlp)(_maybe(block, arch.mlp_norm)(x[None, None] if layout.parallel else mid)))
     return (mid + _maybe(block, arch.mlp_out_norm)(mlp))[:, 0]
+
+
+def mask_builders() -> dict:
+    """transformers' own mask function for each attention kind a layer can have."""
+    from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+
+    return {"full_attention": create_causal_mask, "sliding_attention": create_sliding_window_causal_mask}
+
+
+def why_not_resumable(model, layout: Layout) -> str:
+    """'' when Resumer can re-enter every block of `model` mid-sequence, else the reason."""
+    config = model.config
+    if getattr(config, "is_encoder_decoder", False):
+        return "an encoder-decoder model cannot be resumed block by block"
+    if getattr(config, "use_bidirectional_attention", False) or not getattr(config, "is_causal", True):
+        return ("this model's attention is bidirectional, so positions before the silenced token "
+                "change too and cannot be reused")
+    known = mask_builders()
+    for k, kind in enumerate(layout.kinds):
+        if kind not in known:
+            return f"layer {k} has attention kind {kind!r}, which the resumer cannot re-enter (it knows {sorted(known)})"
+    return ""
 
 
 class Resumer:
@@ -107,36 +142,40 @@ class Resumer:
 
     Positions < token are identical in the clean and in every silenced pass (nothing
     flows backwards), so their keys/values from the clean pass's cache serve every row:
-    each block call gets a fresh DynamicCache whose layer k holds the clean keys/values
-    of positions < token (broadcast over the rows), a mask from transformers'
-    create_causal_mask (so it has the format the model's attention implementation wants)
-    and, for rotary families, the model's rotary embedding at positions token.. .
+    each block call gets a fresh cache whose layer k holds the clean keys/values of
+    positions < token (broadcast over the rows; ALL of them, also in a sliding-window
+    layer: the mask, not the cache, limits what a query sees), the mask transformers builds
+    for that layer's attention kind (full or sliding window, in the format the model's
+    attention implementation wants) and, for rotary families, the model's rotary
+    embedding at positions token.. (Gemma-3: the one for that layer's kind).
+    Check first with why_not_resumable.
     """
 
     def __init__(self, model, layout: Layout, run: CleanRun):
-        from transformers import DynamicCache
-        from transformers.masking_utils import create_causal_mask
-
         self.model, self.layout, self.run = model, layout, run
-        self._cache_cls, self._mask = DynamicCache, create_causal_mask
         self.blocks = layout.blocks(model)
-        seq = run.hidden[0].shape[1]
-        device = run.hidden[0].device
-        self.positions = torch.arange(run.token, seq, device=device)[None]
-        self.rotary = _get(model, layout.arch.rotary) if layout.arch.rotary else None
+        x = run.hidden[0][:, run.token:]
+        self.positions = torch.arange(run.token, run.hidden[0].shape[1], device=x.device)[None]
+        builders = mask_builders()
+        self.masks = [builders[kind] for kind in layout.kinds]
+        self.rotary = {}                   # attention kind -> (cos, sin) at positions token..
+        if layout.arch.rotary:
+            rotary = _get(model, layout.arch.rotary)
+            for kind in set(layout.kinds):
+                self.rotary[kind] = rotary(x, self.positions, *([kind] if layout.arch.rotary_per_kind else []))
 
     @torch.no_grad()
     def block(self, k: int, x: torch.Tensor) -> torch.Tensor:
         """x: [rows, seq - token, d], the input of block k at positions token.. -> its output."""
         rows, t = x.shape[0], self.run.token
-        cache = self._cache_cls(config=self.model.config)
+        cache = full_cache()
         if t > 0:
             clean = self.run.cache.layers[k]
             keys, values = clean.keys[:, :, :t], clean.values[:, :, :t]
-            cache.layers[k].update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1))
-        mask = self._mask(config=self.model.config, inputs_embeds=x, attention_mask=None,
-                          cache=cache, position_ids=self.positions, layer_idx=k)
-        kwargs = dict(attention_mask=mask, cache=cache, use_cache=True, position_ids=self.positions)
-        if self.rotary is not None:
-            kwargs["position_embeddings"] = self.rotary(x, self.positions)
+            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), k)
+        mask = self.masks[k](config=self.model.config, inputs_embeds=x, attention_mask=None,
+                             cache=cache, position_ids=self.positions, layer_idx=k)
+        kwargs = {"attention_mask": mask, self.layout.arch.cache_kwarg: cache, "position_ids": self.positions}
+        if self.rotary:
+            kwargs["position_embeddings"] = self.rotary[self.layout.kinds[k]]
         return _as_tensor(self.blocks[k](x, **kwargs))

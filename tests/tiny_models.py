@@ -1,32 +1,120 @@
-"""Tiny random GPT-2 and Llama models (no downloads), for property tests."""
+"""Tiny random models of every supported family (no downloads), for property tests.
+
+    tiny("gpt_neox", n_layer=3, n_head=4, head_dim=8)     # a cached float32 eval-mode model
+
+A case is a family (its `config.model_type`) or a family with a variant ("mistral-window":
+a sliding window shorter than the test inputs). Each case sets what makes its family
+different (parallel residual, partial rotary, soft-capping, sliding layers, q/k norms, ...)
+to values that matter at this size: windows of WINDOW tokens, a soft-cap small enough to
+bite, weights large enough (INIT) that norms and non-linearities are not in their linear
+regime.
+"""
 from __future__ import annotations
 
 import functools
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+import transformers as tf
 
 VOCAB = 101
+WINDOW = 3           # sliding window of the windowed cases, shorter than most test inputs
+INIT = 0.1           # weight init std of the new families' tiny models (transformers' default: 0.02)
+
+
+def _alternating(n_layer: int) -> list[str]:
+    """sliding, full, sliding, ...: both kinds in any model of 2 layers or more."""
+    return ["full_attention" if i % 2 else "sliding_attention" for i in range(n_layer)]
+
+
+def _common(n_layer, n_head, head_dim, kv_heads):
+    width = n_head * head_dim
+    return dict(hidden_size=width, num_hidden_layers=n_layer, num_attention_heads=n_head,
+                num_key_value_heads=kv_heads, intermediate_size=2 * width, vocab_size=VOCAB,
+                max_position_embeddings=64, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+
+
+def _rope(factor=1.0, theta=10000.0):
+    return {"rope_type": "default", "rope_theta": theta, "partial_rotary_factor": factor}
+
+
+# case -> (config class, model class, extra config given (n_layer, head_dim))
+CASES = {
+    "llama": (tf.LlamaConfig, tf.LlamaForCausalLM, lambda n, hd: {}),
+    "mistral": (tf.MistralConfig, tf.MistralForCausalLM, lambda n, hd: dict(sliding_window=None)),
+    "mistral-window": (tf.MistralConfig, tf.MistralForCausalLM, lambda n, hd: dict(sliding_window=WINDOW)),
+    "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM, lambda n, hd: {}),
+    # Qwen2/3 slide only in layers >= max_window_layers: layer 0 full, the rest windowed.
+    "qwen2-window": (tf.Qwen2Config, tf.Qwen2ForCausalLM,
+                     lambda n, hd: dict(use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1)),
+    "qwen3": (tf.Qwen3Config, tf.Qwen3ForCausalLM, lambda n, hd: dict(head_dim=hd)),
+    "qwen3-window": (tf.Qwen3Config, tf.Qwen3ForCausalLM,
+                     lambda n, hd: dict(head_dim=hd, use_sliding_window=True, sliding_window=WINDOW,
+                                        max_window_layers=1)),
+    "qwen3_moe": (tf.Qwen3MoeConfig, tf.Qwen3MoeForCausalLM,
+                  lambda n, hd: dict(head_dim=hd, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=2 * hd)),
+    "gemma": (tf.GemmaConfig, tf.GemmaForCausalLM, lambda n, hd: dict(head_dim=hd)),
+    "gemma2": (tf.Gemma2Config, tf.Gemma2ForCausalLM,
+               lambda n, hd: dict(head_dim=hd, query_pre_attn_scalar=hd, sliding_window=WINDOW,
+                                  layer_types=_alternating(n), attn_logit_softcapping=0.5)),
+    "gemma3_text": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM,
+                    lambda n, hd: dict(head_dim=hd, query_pre_attn_scalar=hd, sliding_window=WINDOW,
+                                       layer_types=_alternating(n))),
+    "gpt_neox": (tf.GPTNeoXConfig, tf.GPTNeoXForCausalLM,
+                 lambda n, hd: dict(use_parallel_residual=True, rope_parameters=_rope(0.5))),
+    "gpt_neox-sequential": (tf.GPTNeoXConfig, tf.GPTNeoXForCausalLM,
+                            lambda n, hd: dict(use_parallel_residual=False, rope_parameters=_rope(0.25))),
+    "phi": (tf.PhiConfig, tf.PhiForCausalLM, lambda n, hd: dict(rope_parameters=_rope(0.5), qk_layernorm=True)),
+    "phi3": (tf.Phi3Config, tf.Phi3ForCausalLM, lambda n, hd: dict(sliding_window=None, rope_parameters=_rope(0.5))),
+    "phi3-window": (tf.Phi3Config, tf.Phi3ForCausalLM,
+                    lambda n, hd: dict(sliding_window=WINDOW, rope_parameters=_rope(0.5))),
+    "olmo": (tf.OlmoConfig, tf.OlmoForCausalLM, lambda n, hd: dict(clip_qkv=0.3)),
+    "olmo2": (tf.Olmo2Config, tf.Olmo2ForCausalLM, lambda n, hd: {}),
+    "starcoder2": (tf.Starcoder2Config, tf.Starcoder2ForCausalLM, lambda n, hd: dict(sliding_window=WINDOW)),
+}
+# Families that cannot run sdpa (Gemma-2's soft-capping) use eager attention.
+EAGER = {"gemma2"}
 
 
 @functools.cache
-def tiny(family: str, n_layer: int = 3, n_head: int = 4, head_dim: int = 8, seed: int = 0):
-    """A float32 eval-mode model with random weights; cached, so do not mutate it."""
+def tiny(case: str, n_layer: int = 3, n_head: int = 4, head_dim: int = 8, seed: int = 0, *,
+         kv_heads: int | None = None, attn: str = "sdpa"):
+    """A float32 eval-mode model with random weights; cached, so do not mutate it.
+
+    kv_heads: key/value heads (grouped-query attention); default n_head // 2 when n_head is
+    even, else n_head. The gpt2 and llama cases keep transformers' default init (the
+    existing tests' golden numbers depend on it); the others use INIT.
+    """
     torch.manual_seed(seed)
     width = n_head * head_dim
-    if family == "gpt2":
-        cfg = GPT2Config(n_embd=width, n_layer=n_layer, n_head=n_head, vocab_size=VOCAB, n_positions=64,
-                         bos_token_id=0, eos_token_id=0)
-        model = GPT2LMHeadModel(cfg)
-    elif family == "llama":
-        cfg = LlamaConfig(hidden_size=width, num_hidden_layers=n_layer, num_attention_heads=n_head,
-                          num_key_value_heads=max(1, n_head // 2) if n_head % 2 == 0 else n_head,
-                          intermediate_size=2 * width, vocab_size=VOCAB, max_position_embeddings=64,
-                          bos_token_id=0, eos_token_id=0, pad_token_id=0)
-        model = LlamaForCausalLM(cfg)
-    else:
-        raise ValueError(family)
-    return model.float().eval()
+    if kv_heads is None:
+        kv_heads = max(1, n_head // 2) if n_head % 2 == 0 else n_head
+    if case == "gpt2":
+        cfg = tf.GPT2Config(n_embd=width, n_layer=n_layer, n_head=n_head, vocab_size=VOCAB, n_positions=64,
+                            bos_token_id=0, eos_token_id=0, attn_implementation=attn)
+        return tf.GPT2LMHeadModel(cfg).float().eval()
+    if case not in CASES:
+        raise ValueError(f"no tiny model for {case!r}: use one of gpt2, {', '.join(CASES)}")
+    config_cls, model_cls, extra = CASES[case]
+    kwargs = _common(n_layer, n_head, head_dim, kv_heads)
+    kwargs.update(extra(n_layer, head_dim))
+    if case != "llama":
+        kwargs["initializer_range"] = INIT
+    family = case.split("-")[0]
+    cfg = config_cls(**kwargs, attn_implementation="eager" if family in EAGER else attn)
+    model = model_cls(cfg).float().eval()
+    if case != "llama":
+        _randomise_norms(model, seed)
+    return model
+
+
+def _randomise_norms(model, seed: int) -> None:
+    """Norm weights start at 1 (or 0 for Gemma's 1 + w): give them random values so that a
+    norm applied at the wrong place, or not at all, changes the numbers."""
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name and p.ndim == 1:
+                p.copy_(p + INIT * 5 * torch.randn(p.shape, generator=g))
 
 
 @functools.cache
