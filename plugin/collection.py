@@ -20,6 +20,8 @@ from plugin.setup import SetupError, setup_of
 # with a long one at the end. Matched by name prefix; anything else comes after.
 HEAVY_FIRST = ("scales-", "top-k", "ioi-", "prompts-", "head-means", "study")
 PLACEHOLDER = "setup-failed"
+GROUPS = pytest.StashKey[set]()     # the shard groups of the study items collected in this run
+PRINTED = pytest.StashKey[bool]()   # the setup's lines were shown
 
 
 def pytest_configure(config):
@@ -101,7 +103,12 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_collection_finish(session):
-    _print_setup(session.config)
+    config = session.config
+    if not hasattr(config, "workerinput"):        # -n 0: the items that will run, after -k / -m
+        config.stash.setdefault(GROUPS, set()).update(
+            item.get_closest_marker("xdist_group").args[0] for item in session.items
+            if item.get_closest_marker("study") and item.get_closest_marker("xdist_group"))
+    _print_setup(config)
 
 
 @pytest.hookimpl(optionalhook=True)   # a hook of pytest-xdist, absent under -p no:xdist
@@ -109,8 +116,10 @@ def pytest_xdist_node_collection_finished(node, ids):
     """Controller: the first worker that collected study items (ids of a shard's group)
     makes the controller resolve the setup, to refuse a bad question with one line."""
     config = node.config
-    if not any("@" in i for i in ids):
+    groups = {i.rpartition("@")[2] for i in ids if "@" in i}
+    if not groups:
         return
+    config.stash.setdefault(GROUPS, set()).update(groups)
     try:
         setup_of(config)
     except SetupError as err:
@@ -123,8 +132,8 @@ def _print_setup(config) -> None:
 
     found = config.stash.get(SETUP, None)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if found is None or isinstance(found, SetupError) or reporter is None or getattr(config, "_study_printed", False):
+    if found is None or isinstance(found, SetupError) or reporter is None or config.stash.get(PRINTED, False):
         return
-    config._study_printed = True
+    config.stash[PRINTED] = True
     for line in found.header_lines():
         reporter.write_line(line)

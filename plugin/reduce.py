@@ -28,7 +28,8 @@ class Incomplete(Exception):
 
 
 def across_shards(*, needs: str):
-    """Declare a claim that needs every shard of kind `needs` (a record kind, e.g. "scenario").
+    """Declare a claim that needs every shard whose name starts with `needs` ("study",
+    "prompts", ...). It is evaluated when the run collected study items of such shards.
 
     The function takes one argument, the run's `Collected` rows, and asserts like a test.
     pytest does not collect it as an item of its own (it runs once, on the controller).
@@ -107,23 +108,34 @@ class Reduce:
         self.collected = Collected(config)
         self.claim_reports: list = []
 
+        self.announced = False
+
+    def claims(self) -> list:
+        """The claims across shards this run will evaluate: those whose shards it collected."""
+        from plugin.collection import GROUPS
+
+        groups = self.config.stash.get(GROUPS, set())
+        if not groups:
+            return []
+        importlib.import_module(CLAIMS_MODULE)
+        return [claim for claim in _REGISTRY if any(g.startswith(claim.needs) for g in groups)]
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report):
+        if not self.announced:
+            # Count the claims to come among the run's tests, before the terminal computes
+            # its first progress figure (under xdist the count is known only now).
+            self.announced = True
+            self.config.pluginmanager.get_plugin("session").testscollected += len(self.claims())
         self.collected.take(report)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session):
         result = yield
         if not session.shouldfail and not session.shouldstop:
-            self.run_claims(session)
-        return result
-
-    def run_claims(self, session) -> None:
-        if not self.collected.rows:
-            return
-        importlib.import_module(CLAIMS_MODULE)
-        for claim in _REGISTRY:
-            if claim.needs in self.collected.rows:
+            for claim in self.claims():
                 self._run(claim)
+        return result
 
     def _run(self, claim) -> None:
         hook = self.config.hook

@@ -163,7 +163,7 @@ class Report:
                         for c in self.claims]
         if self.shards:
             twice = [s["name"] for s in self.shards if s["computations"] > 1]
-            lines.append(f"shards: {sum(s['computations'] for s in self.shards)} computations of "
+            lines.append(f"shards: {sum(s['computations'] for s in self.shards)} computation(s) of "
                          f"{len(self.shards)} shards" + (f"; computed more than once: {twice}" if twice else
                                                         ", each computed once"))
         if self.blocks:
