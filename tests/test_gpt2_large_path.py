@@ -76,13 +76,15 @@ def test_the_whole_study_runs_on_a_gpt2_large_shaped_checkpoint(hf_home, tmp_pat
     assert proc.returncode in (0, 1), out[-4000:]          # claims may fail on random weights
     last = out.strip().splitlines()[-1]
     assert "error" not in last, out[-4000:]                # but nothing may break
-    assert "PARTIAL" not in out
-    summary = json.loads((tmp_path / "gpt2-large" / "summary.json").read_text())
-    assert summary["model_source"] == REPO
-    assert (summary["n_layers"], summary["n_heads"]) == (36, 20)
-    assert summary["tokens"] == ["Pe", "anut", " butter", " and", " pineapple", " taste", " great", " on", " pizza"]
-    assert summary["silenced_token_index"] == 4
-    assert summary["pairs"] == {"pineapple-pizza": [4, 8], "butter-pizza": [2, 8]}
-    assert summary["scenarios_recorded"] == 720 and summary["complete"]
-    scenarios = (tmp_path / "gpt2-large" / "scenarios.csv").read_text().splitlines()
+    assert "PARTIAL" not in out and "complete run, 720 scenarios" in out
+    (folder,) = (tmp_path / "gpt2-large").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["model"]["source"] == REPO and summary["model"]["revision"] == SNAPSHOT
+    assert (summary["model"]["n_layers"], summary["model"]["n_heads"]) == (36, 20)
+    q = summary["question"]
+    assert q["tokens"] == ["Pe", "anut", " butter", " and", " pineapple", " taste", " great", " on", " pizza"]
+    assert q["silenced_token_index"] == 4
+    assert q["pairs"] == {"pineapple-pizza": [4, 8], "butter-pizza": [2, 8]}
+    assert set(summary["shards"].values()) == {1}
+    scenarios = (folder / "scenarios.csv").read_text().splitlines()
     assert len(scenarios) == 1 + 720 * 2

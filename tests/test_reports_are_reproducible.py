@@ -1,5 +1,7 @@
-"""The report as a CI artefact: reproducible, never half-written, the same however the
-run is spread over processes (xdist's -n, or execnet's --tx as across machines)."""
+"""The report as a CI artefact, on the real offline model: reproducible, never half-written,
+the same however the run is spread over processes (xdist's -n, or execnet's --tx as across
+machines), every shard computed once. (The plugin's machinery on a tiny model, including a
+run whose claims fail: tests/test_plugin_runs.py.)"""
 import os
 import signal
 import subprocess
@@ -38,26 +40,40 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def _report(results: Path) -> Path:
+    """The one question folder of a run: results/<model>/<question>-<hash>/."""
+    (folder,) = (results / MODEL).iterdir()
+    return folder
+
+
 @pytest.mark.slow
 def test_reports_are_byte_identical_however_the_run_is_spread(tmp_path):
     reports = {}
     for name, args in SPREADS.items():
         proc = _study(tmp_path / name.replace(" ", "-"), *args)
         assert proc.returncode == 0, f"{name}: {proc.stdout[-3000:]}{proc.stderr[-2000:]}"
-        reports[name] = _files(tmp_path / name.replace(" ", "-") / MODEL)
+        assert "complete run" in proc.stdout and "each computed once" in proc.stdout, proc.stdout[-3000:]
+        reports[name] = _files(_report(tmp_path / name.replace(" ", "-")))
     serial = reports.pop("serial")
-    assert {"scenarios.csv", "blocks.csv", "summary.json", "silencing.png"} <= set(serial)
+    assert {"scenarios.csv", "blocks.csv", "summary.json", "silencing.png", "report.html"} <= set(serial)
     for name, files in reports.items():
         assert files.keys() == serial.keys(), name
         differ = [f for f in files if files[f] != serial[f]]
         assert not differ, f"{name} wrote different bytes than the serial run in {differ}"
 
 
+def _previous(tmp_path: Path) -> Path:
+    """A stand-in for an earlier complete report in the folder this run's question writes to."""
+    proc = _study(tmp_path, "-p", "no:xdist", "--collect-only")
+    folder = Path(next(line for line in proc.stdout.splitlines() if line.startswith("results: "))[9:])
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text('{"complete": true}')
+    return folder
+
+
 @pytest.mark.slow
 def test_a_partial_run_keeps_the_previous_complete_report(tmp_path):
-    previous = tmp_path / MODEL
-    previous.mkdir()
-    (previous / "summary.json").write_text('{"complete": true}')
+    previous = _previous(tmp_path)
     proc = _study(tmp_path, "-p", "no:xdist", "-k", "L03")
     assert "PARTIAL run" in proc.stdout and "report not written" in proc.stdout, proc.stdout[-3000:]
     assert _files(previous) == {"summary.json": b'{"complete": true}'}
@@ -65,9 +81,7 @@ def test_a_partial_run_keeps_the_previous_complete_report(tmp_path):
 
 @pytest.mark.slow
 def test_an_interrupted_run_keeps_the_previous_complete_report(tmp_path):
-    previous = tmp_path / MODEL
-    previous.mkdir()
-    (previous / "summary.json").write_text('{"complete": true}')
+    previous = _previous(tmp_path)
     cmd = [sys.executable, "-m", "pytest", "-m", "study", "-p", "no:xdist", "-v", f"--results-dir={tmp_path}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
@@ -81,7 +95,7 @@ def test_an_interrupted_run_keeps_the_previous_complete_report(tmp_path):
     out = "".join(seen)
     assert "run interrupted: report not written" in out, out[-3000:]
     assert _files(previous) == {"summary.json": b'{"complete": true}'}
-    assert [p.name for p in tmp_path.iterdir()] == [MODEL], "a staging folder was left behind"
+    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
 
 
 def test_publish_replaces_the_whole_folder_or_nothing(tmp_path, monkeypatch):
