@@ -10,6 +10,8 @@ An interrupted run (Ctrl-C) says so and publishes nothing.
 """
 from __future__ import annotations
 
+import resource
+
 import pytest
 
 from plugin.options import OPTIONS
@@ -21,11 +23,22 @@ def pytest_report_header(config):
             + (" (overridden: " + ", ".join(f"{k}={v}" for k, v in plan.overrides) + ")" if plan.overrides else "")]
 
 
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 class Reporting:
     def __init__(self, config):
         self.config = config
         self.report = None
         self.interrupted = False
+        self.peak_rss = {}                 # process -> GiB: the controller, and each xdist worker
+
+    @pytest.hookimpl(optionalhook=True)   # pytest-xdist's
+    def pytest_testnodedown(self, node, error):
+        if "peak_rss_gib" in getattr(node, "workeroutput", {}):
+            self.peak_rss[node.gateway.id] = node.workeroutput["peak_rss_gib"]
 
     def _collected(self):
         return self.config.pluginmanager.get_plugin("study-reduce").collected
@@ -54,6 +67,15 @@ class Reporting:
             terminalreporter.section("study verdict")
             for line in self.report.summary_lines():
                 terminalreporter.write_line(line)
+            self.peak_rss["controller" if self.peak_rss else "this process"] = peak_rss_gib()
+            terminalreporter.write_line("peak resident memory: " + ", ".join(
+                f"{name} {gib:.2f} GiB" for name, gib in sorted(self.peak_rss.items())))
+
+
+def pytest_sessionfinish(session):
+    config = session.config
+    if hasattr(config, "workeroutput"):                  # an xdist worker: tell the controller
+        config.workeroutput["peak_rss_gib"] = peak_rss_gib()
 
 
 def pytest_configure(config):

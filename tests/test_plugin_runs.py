@@ -86,3 +86,33 @@ def test_a_run_without_study_tests_touches_no_model(tmp_path):
                env={"STUDY_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert list(cache.iterdir()) == []
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+def test_the_report_page_opens_in_a_browser_with_its_headline_and_claims(tiny, tmp_path):
+    """report.html, loaded by headless Chromium: the headline names the model and the claims'
+    outcome, and every claim has its line (the DOM as the browser built it, not the file's text)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (Debian package chromium; .ci/run installs it)")
+    proc = run("-m", "study", "-n", "2", f"--model={tiny}", f"--results-dir={tmp_path / 'results'}")
+    assert proc.returncode in (0, 1), proc.stdout[-3000:]
+    (page,) = (tmp_path / "results").glob("*/*/report.html")
+    claims = summary(tmp_path / "results")["claims"]
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    held = sum(c["outcome"] == "held" for c in claims.values())
+    refuted = sum(c["outcome"] == "refuted" for c in claims.values())
+    assert f"<h1 id=\"headline\">tiny-gpt2: {held} of {len(claims)} claims held, {refuted} refuted</h1>" in dom
+    assert dom.count("<tr class=") == len(claims)
+    shot = tmp_path / "page.png"
+    subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
