@@ -1,5 +1,5 @@
 """Collection: one test item per layer x head, per block, per prompt chunk, per scale kind;
-every study item in the xdist group of the shard it needs; heavy shards scheduled first.
+every study item in the xdist group of the shard it needs, in the order shards should start.
 
     pytest -n auto          (the plugin picks --dist loadgroup: the items of one shard run on
                              one worker, and each shard is computed once per run)
@@ -16,9 +16,10 @@ from experiments import prompts as prompt_set
 from experiments import scales
 from plugin.setup import SetupError, setup_of
 
-# Shards in the order xdist should start them: the longest first, so that no worker is left
-# with a long one at the end. Matched by name prefix; anything else comes after.
-HEAVY_FIRST = ("scales-", "top-k", "ioi-", "prompts-", "head-means", "study")
+# Shards in the order xdist should start them: first those other shards need (the scale
+# ladder chooses its heads from prompt chunks), then the long ones, then many short ones
+# that even out the workers' last minutes. Matched by name prefix; anything else comes after.
+SCHEDULE = ("head-means", "prompts-", "scales-", "top-k", "ioi-", "study")
 PLACEHOLDER = "setup-failed"
 GROUPS = pytest.StashKey[set]()     # the shard groups of the study items collected in this run
 PRINTED = pytest.StashKey[bool]()   # the setup's lines were shown
@@ -26,6 +27,15 @@ PRINTED = pytest.StashKey[bool]()   # the setup's lines were shown
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): the shard whose items run on one xdist worker")
+    if hasattr(config, "workerinput") and config.workerinput.get("study_loadgroup"):
+        # A worker re-reads the command line, where a bare -n says nothing of groups: the
+        # controller's choice (below) reaches it through workerinput.
+        config.option.loadgroup = True
+
+
+@pytest.hookimpl(optionalhook=True)   # pytest-xdist's
+def pytest_configure_node(node):
+    node.workerinput["study_loadgroup"] = node.config.option.dist == "loadgroup"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -79,10 +89,10 @@ def pytest_generate_tests(metafunc):
 def _order(item) -> int:
     mark = item.get_closest_marker("xdist_group")
     name = mark.args[0] if mark else ""
-    for rank, prefix in enumerate(HEAVY_FIRST):
+    for rank, prefix in enumerate(SCHEDULE):
         if name.startswith(prefix):
             return rank
-    return len(HEAVY_FIRST)
+    return len(SCHEDULE)
 
 
 @pytest.hookimpl(tryfirst=True)

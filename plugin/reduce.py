@@ -27,16 +27,18 @@ class Incomplete(Exception):
     """A claim's input is not complete in this run (some shards were not measured)."""
 
 
-def across_shards(*, needs: str):
+def across_shards(*, needs: str, rows: str):
     """Declare a claim that needs every shard whose name starts with `needs` ("study",
-    "prompts", ...). It is evaluated when the run collected study items of such shards.
+    "prompts", ...), read through the rows of kind `rows` their items record. It is
+    evaluated when such rows were recorded (and counted among the run's tests as soon as
+    such shards' items are collected).
 
     The function takes one argument, the run's `Collected` rows, and asserts like a test.
     pytest does not collect it as an item of its own (it runs once, on the controller).
     """
     def register(fn):
         fn.__test__ = False
-        fn.needs = needs
+        fn.needs, fn.rows = needs, rows
         _REGISTRY.append(fn)
         return fn
     return register
@@ -110,31 +112,32 @@ class Reduce:
 
         self.announced = False
 
-    def claims(self) -> list:
-        """The claims across shards this run will evaluate: those whose shards it collected."""
-        from plugin.collection import GROUPS
-
-        groups = self.config.stash.get(GROUPS, set())
-        if not groups:
-            return []
-        importlib.import_module(CLAIMS_MODULE)
-        return [claim for claim in _REGISTRY if any(g.startswith(claim.needs) for g in groups)]
+    @staticmethod
+    def registered() -> list:
+        if not _REGISTRY:
+            importlib.import_module(CLAIMS_MODULE)
+        return list(_REGISTRY)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report):
         if not self.announced:
             # Count the claims to come among the run's tests, before the terminal computes
-            # its first progress figure (under xdist the count is known only now).
+            # its first progress figure (under xdist the collection is known only now).
+            from plugin.collection import GROUPS
+
             self.announced = True
-            self.config.pluginmanager.get_plugin("session").testscollected += len(self.claims())
+            groups = self.config.stash.get(GROUPS, set())
+            coming = [c for c in self.registered() if any(g.startswith(c.needs) for g in groups)] if groups else []
+            self.config.pluginmanager.get_plugin("session").testscollected += len(coming)
         self.collected.take(report)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session):
         result = yield
-        if not session.shouldfail and not session.shouldstop:
-            for claim in self.claims():
-                self._run(claim)
+        if not session.shouldfail and not session.shouldstop and self.collected.rows:
+            for claim in self.registered():
+                if self.collected.rows.get(claim.rows):
+                    self._run(claim)
         return result
 
     def _run(self, claim) -> None:

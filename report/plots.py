@@ -78,7 +78,8 @@ def silencing(setup, scenarios, blocks) -> bytes:
             right.plot([r["layer"] for r in picked], [r["delta"] for r in picked], "x", color=color, ms=5,
                        label=f"block {name}")
     right.set(xlabel="block", ylabel="silenced - clean", title="differences, by the block's category")
-    right.legend(fontsize=8)
+    if category:
+        right.legend(fontsize=8)
     fig.suptitle(f"{setup.model_name}: each head silenced at {setup.prompt.tokens.pieces[setup.prompt.token]!r}")
     fig.tight_layout()
     return png(fig)

@@ -44,14 +44,14 @@ def test_study_numbers_match_golden(shards, setup, pytestconfig):
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_tiny_model_numbers_match_golden(family, pytestconfig):
     m = measure_study(tiny(family, 4, 4, 8), TINY_PROMPT)
-    _gate(GOLDEN / f"tiny-{family}.json", golden.numbers(m), pytestconfig.getoption("update_golden"))
+    _gate(GOLDEN / "tiny" / f"{family}.json", golden.numbers(m), pytestconfig.getoption("update_golden"))
 
 
 @pytest.mark.parametrize("scale", [1e-2, 1e-3])
 def test_planted_drift_fails_the_gate(scale):
     """Perturb one weight matrix of block 2: the gate names values of block 2 and later."""
     model = copy.deepcopy(tiny("gpt2", 4, 4, 8))
-    expected = golden.load(GOLDEN / "tiny-gpt2.json")
+    expected = golden.load(GOLDEN / "tiny" / "gpt2.json")
     assert expected is not None
     with torch.no_grad():
         w = model.transformer.h[2].mlp.c_fc.weight

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return tiny_gpt2_checkpoint(tmp_path_factory.mktemp("models") / "tiny-gpt2")
+    return tiny_gpt2_checkpoint(tmp_path_factory.mktemp("models") / "tiny-random-gpt2")
 
 
 def run(*args, env=None):
@@ -42,9 +42,16 @@ def summary(results: Path) -> dict:
                          ids=["two-workers", "two-gateways", "one-process"])
 def test_each_shard_is_computed_once_and_claims_across_shards_are_items(tiny, tmp_path, spread):
     junit = tmp_path / "junit.xml"
-    proc = run("-m", "study", f"--model={tiny}", f"--results-dir={tmp_path}", f"--junitxml={junit}", *spread)
+    proc = run("-m", "study", "-v", "-v", f"--model={tiny}", f"--results-dir={tmp_path}", f"--junitxml={junit}",
+               *spread)
     out = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1), out[-3000:]            # random weights may refute claims
+    if spread[0] != "-p":                                    # xdist: each shard's items ran on one worker
+        workers = {}
+        for line in out.splitlines():
+            if line.startswith("[gw") and "@" in line:
+                workers.setdefault(line.rsplit("@", 1)[1].split()[0], set()).add(line.split("]")[0])
+        assert workers and all(len(w) == 1 for w in workers.values()), f"groups split over workers: {workers}"
     shards = summary(tmp_path)["shards"]
     assert shards and set(shards.values()) == {1}, f"shards computed more than once: {shards}"
     assert {"study", "top-k"} <= set(shards) and any(s.startswith("prompts-") for s in shards)
@@ -73,7 +80,7 @@ def test_two_questions_keep_two_results_folders(tiny, tmp_path):
     for sentence in ("Peanut butter and pineapple taste great on pizza", "Butter and pineapple taste great on pizza"):
         run("-m", "study", "-p", "no:xdist", f"--model={tiny}", f"--results-dir={tmp_path}", "--sentence", sentence,
             "--pair", "pineapple:pizza")
-    folders = sorted(p.name for p in (tmp_path / "tiny-gpt2").iterdir())
+    folders = sorted(p.name for p in (tmp_path / "tiny-random-gpt2").iterdir())
     assert len(folders) == 2 and all(f.startswith("pineapple-in-") for f in folders), folders
 
 
@@ -110,7 +117,7 @@ def test_the_report_page_opens_in_a_browser_with_its_headline_and_claims(tiny, t
                          timeout=120).stdout
     held = sum(c["outcome"] == "held" for c in claims.values())
     refuted = sum(c["outcome"] == "refuted" for c in claims.values())
-    assert f"<h1 id=\"headline\">tiny-gpt2: {held} of {len(claims)} claims held, {refuted} refuted</h1>" in dom
+    assert f"<h1 id=\"headline\">tiny-random-gpt2: {held} of {len(claims)} claims held, {refuted} refuted</h1>" in dom
     assert dom.count("<tr class=") == len(claims)
     shot = tmp_path / "page.png"
     subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
