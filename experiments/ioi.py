@@ -71,14 +71,22 @@ def logit_difference(model, states: torch.Tensor, correct_id, other_id) -> torch
     """logit(correct) - logit(other) from final hidden states [..., d_model] -> [...].
 
     The logits are the model's LM head applied to `states` (what the model computes from its
-    last hidden state). correct_id, other_id: ints, or LongTensors broadcastable to `[...]`.
+    last hidden state; a model that caps its logits is refused). correct_id, other_id: ints, or LongTensors broadcastable to `[...]`.
     """
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap is not None:
+        # Gemma-2-style models squash the LM head's output; reading the head alone would give
+        # logits the model never produces.
+        raise ValueError(f"this model caps its final logits (final_logit_softcapping={cap}); logit_difference "
+                         "reads the LM head alone and would be wrong: use a model without capping")
     head = model.get_output_embeddings()
     logits = head(states.to(head.weight.dtype)).float()
-    correct = torch.as_tensor(correct_id, device=logits.device)
-    other = torch.as_tensor(other_id, device=logits.device)
-    pick = lambda ids: logits.gather(-1, ids.expand(logits.shape[:-1])[..., None])[..., 0]   # noqa: E731
-    return pick(correct) - pick(other)
+
+    def logit_of(ids) -> torch.Tensor:
+        ids = torch.as_tensor(ids, device=logits.device).expand(logits.shape[:-1])
+        return logits.gather(-1, ids[..., None])[..., 0]
+
+    return logit_of(correct_id) - logit_of(other_id)
 
 
 @torch.no_grad()

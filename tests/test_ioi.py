@@ -256,6 +256,15 @@ def test_bad_patching_arguments_are_refused(word_tokenizer):
         run_ioi(model, [])
 
 
+def test_a_model_that_caps_its_logits_is_refused(monkeypatch):
+    model = tiny("gpt2")
+    state = torch.zeros(model.config.n_embd)
+    assert logit_difference(model, state, 1, 2) == 0
+    monkeypatch.setattr(model.config, "final_logit_softcapping", 30.0, raising=False)
+    with pytest.raises(ValueError, match="final_logit_softcapping=30.0"):
+        logit_difference(model, state, 1, 2)
+
+
 # ---------------------------------------------------------------------------------------
 # The method, on tiny random models
 # ---------------------------------------------------------------------------------------
@@ -361,3 +370,14 @@ def test_run_ioi_collects_the_per_head_logit_differences(family, word_tokenizer)
         want = logit_difference(model, states[[0, 2]][:, [1, 3]], pair.correct_id, pair.other_id)
         assert_within_bound(run.patched[:, :, k], want)
         assert_within_bound(run.change[:, :, k], want - run.clean[k])
+
+
+def test_logit_difference_takes_one_name_pair_per_row():
+    model = tiny("llama")
+    torch.manual_seed(0)
+    states = torch.randn(3, model.config.hidden_size)
+    logits = model.get_output_embeddings()(states)
+    correct, other = torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10])
+    want = logits[torch.arange(3), correct] - logits[torch.arange(3), other]
+    assert_within_bound(logit_difference(model, states, correct, other), want)
+    assert_within_bound(logit_difference(model, states[1], 6, 9), want[1])
