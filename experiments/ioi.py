@@ -71,7 +71,8 @@ def logit_difference(model, states: torch.Tensor, correct_id, other_id) -> torch
     """logit(correct) - logit(other) from final hidden states [..., d_model] -> [...].
 
     The logits are the model's LM head applied to `states` (what the model computes from its
-    last hidden state; a model that caps its logits is refused). correct_id, other_id: ints, or LongTensors broadcastable to `[...]`.
+    last hidden state; a model that caps its logits is refused). correct_id, other_id: ints,
+    or LongTensors broadcastable to `[...]`.
     """
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap is not None:
