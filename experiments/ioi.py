@@ -230,3 +230,43 @@ def run_ioi(model, pairs: Sequence[IOIPair], *, layers: Sequence[int] | None = N
         if progress is not None:
             progress(k + 1, len(pairs))
     return IOIRun(list(pairs), layers, heads, engine, clean, donor, patched)
+
+
+IOI_CHUNK = 10            # pairs per shard of a run (experiments/shards.py)
+
+
+def chunk_label(indices) -> str:
+    return f"I{indices[0]:03d}-I{indices[-1]:03d}"
+
+
+@dataclass(frozen=True)
+class IOIChunk:
+    """Some pairs of the run, measured (logit differences, logits; numpy arrays).
+
+    clean, donor [k]; patched [n_layers, n_heads, k]; nothing / everything [k]: the logit
+    difference with no head patched, and with every head of every block patched at the last
+    position (the method's two fixed points: the recipient's, and the donor's).
+    """
+
+    indices: tuple
+    clean: object
+    donor: object
+    patched: object
+    nothing: object
+    everything: object
+
+
+@torch.no_grad()
+def measure_chunk(model, pairs: Sequence[IOIPair], indices, engine: str = "fast") -> IOIChunk:
+    """run_ioi on the chunk's pairs, plus the two fixed points of the method per pair."""
+    chosen = [pairs[i] for i in indices]
+    run = run_ioi(model, chosen, engine=engine)
+    layout = layout_of(model)
+    every = [(L, h) for L in range(layout.n_layers) for h in range(layout.n_heads)]
+    ends = []
+    for pair in chosen:
+        states = patch_final_states(model, pair.recipient_ids, pair.donor_ids, pair.final, [[], every])
+        ends.append(logit_difference(model, states, pair.correct_id, pair.other_id).cpu())
+    ends = torch.stack(ends)
+    return IOIChunk(tuple(indices), run.clean.double().numpy(), run.donor.double().numpy(),
+                    run.patched.double().numpy(), ends[:, 0].double().numpy(), ends[:, 1].double().numpy())

@@ -6,6 +6,7 @@
     units.prompt_chunk(indices)    PromptChunk: every single-head ablation on a few prompts
     units.scale(kind)              ScaleMeasurement: one intervention of the scale ladder
     units.top_k()                  TopKMeasurement: the top-k heads silenced together
+    units.ioi_chunk(indices)       IOIChunk: every head patched from the donor, some IOI pairs
 
 `get(name, compute)` (plugin/store.py) computes each shard once per run, whichever pytest
 worker asks first, and hands every later caller the stored result; `load_model` is only
@@ -20,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from experiments import ioi
 from experiments import prompts as prompt_set
 from experiments import scales
 from experiments.study import measure_study
@@ -31,9 +33,9 @@ class Shards:
     """The shards of one run (one question on one model); see the module docstring."""
 
     def __init__(self, load_model: Callable, *, prompt, prompts, ablation: str, engine: str, plan,
-                 get: Callable):
+                 get: Callable, ioi_pairs=()):
         self._load_model = load_model
-        self.prompt, self.prompts = prompt, list(prompts)
+        self.prompt, self.prompts, self.ioi_pairs = prompt, list(prompts), list(ioi_pairs)
         self.ablation, self.engine, self.plan = ablation, engine, plan
         self.get = get
 
@@ -80,3 +82,11 @@ class Shards:
     def top_k(self) -> scales.TopKMeasurement:
         return self.get("top-k", lambda: scales.measure_top_k(self.model, self.test_prompts(), self.plan.top_k,
                                                               self.selection()))
+
+    def ioi_chunks(self) -> list[tuple[int, ...]]:
+        return prompt_set.chunks(len(self.ioi_pairs), ioi.IOI_CHUNK)
+
+    def ioi_chunk(self, indices) -> ioi.IOIChunk:
+        indices = tuple(indices)
+        return self.get(f"ioi-{ioi.chunk_label(indices)}",
+                        lambda: ioi.measure_chunk(self.model, self.ioi_pairs, indices, self.engine))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from experiments import ioi
 from experiments import prompts as prompt_set
 from experiments import scales
 from plugin.setup import SetupError, setup_of
@@ -65,12 +66,16 @@ def _params(setup, argname: str) -> list:
         return [pytest.param(c, id=prompt_set.chunk_label(c), marks=_group(f"prompts-{prompt_set.chunk_label(c)}"))
                 for c in prompt_set.chunks(len(setup.prompts))] or [
             pytest.param(None, id="no-prompt-set", marks=pytest.mark.skip(reason=setup.prompts_problem))]
+    if argname == "ioi_chunk":
+        return [pytest.param(c, id=ioi.chunk_label(c), marks=_group(f"ioi-{ioi.chunk_label(c)}"))
+                for c in prompt_set.chunks(len(setup.ioi_pairs), ioi.IOI_CHUNK)] or [
+            pytest.param(None, id="no-ioi-pairs", marks=pytest.mark.skip(reason=setup.ioi_problem))]
     if argname == "kind":
         return [pytest.param(k, id=scales.slug(k), marks=_group(f"scales-{scales.slug(k)}")) for k in scales.KINDS]
     raise AssertionError(argname)
 
 
-STUDY_ARGS = ("site", "block", "chunk", "kind")
+STUDY_ARGS = ("site", "block", "chunk", "kind", "ioi_chunk")
 
 
 def pytest_generate_tests(metafunc):
@@ -97,7 +102,7 @@ def _order(item) -> int:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
-    study = [item for item in items if item.get_closest_marker("study")]
+    study = [item for item in items if item.get_closest_marker("study") or item.get_closest_marker("ioi")]
     if not study:
         return
     for item in study:                      # every study item runs with the shard it reads
@@ -117,7 +122,7 @@ def pytest_collection_finish(session):
     if not hasattr(config, "workerinput"):        # -n 0: the items that will run, after -k / -m
         config.stash.setdefault(GROUPS, set()).update(
             item.get_closest_marker("xdist_group").args[0] for item in session.items
-            if item.get_closest_marker("study") and item.get_closest_marker("xdist_group"))
+            if item.get_closest_marker("xdist_group"))
     _print_setup(config)
 
 
@@ -145,5 +150,5 @@ def _print_setup(config) -> None:
     if found is None or isinstance(found, SetupError) or reporter is None or config.stash.get(PRINTED, False):
         return
     config.stash[PRINTED] = True
-    for line in found.header_lines():
+    for line in found.header_lines() + found.ioi_header_lines():
         reporter.write_line(line)

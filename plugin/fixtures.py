@@ -76,7 +76,7 @@ def shards(setup, pytestconfig) -> Shards:
     o = setup.options
     return Shards(lambda: load_once(o.choice, o.device)[0], prompt=setup.prompt,
                   prompts=setup.prompts, ablation=o.ablation, engine=o.engine, plan=o.plan,
-                  get=pytestconfig.stash[STORE].get)
+                  get=pytestconfig.stash[STORE].get, ioi_pairs=setup.ioi_pairs)
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +102,7 @@ def test_id(node) -> str:
 @pytest.fixture(autouse=True)
 def state_the_claim(request):
     """Every study item ships its test's statement (the docstring's first line) for the report."""
-    if request.node.get_closest_marker("study") and request.function.__doc__:
+    if (request.node.get_closest_marker("study") or request.node.get_closest_marker("ioi")) and request.function.__doc__:
         doc = request.function.__doc__.strip().splitlines()[0]
         request.node.user_properties.append(("test-doc", {"test": test_id(request.node), "doc": doc,
                                                           "line": request.function.__code__.co_firstlineno}))

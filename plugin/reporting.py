@@ -32,6 +32,7 @@ class Reporting:
     def __init__(self, config):
         self.config = config
         self.report = None
+        self.ioi = None
         self.interrupted = False
         self.peak_rss = {}                 # process -> GiB: the controller, and each xdist worker
 
@@ -56,16 +57,22 @@ class Reporting:
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = True
         collected = self._collected()
-        if self.interrupted or "scenario" not in collected.rows:
+        if self.interrupted:
             return
-        from report.results import write_report
+        if collected.rows.get("scenario"):
+            from report.results import write_report
 
-        self.report = write_report(collected)
+            self.report = write_report(collected)
+        if collected.rows.get("ioi-pair"):
+            from report.ioi import write_ioi_report
+
+            self.ioi = write_ioi_report(collected)
 
     def pytest_terminal_summary(self, terminalreporter):
-        if self.report is not None:
+        if self.report is not None or self.ioi is not None:
             terminalreporter.section("study verdict")
-            for line in self.report.summary_lines():
+            for line in (self.report.summary_lines() if self.report else []) + (
+                    self.ioi.summary_lines() if self.ioi else []):
                 terminalreporter.write_line(line)
             self.peak_rss["controller" if self.peak_rss else "this process"] = peak_rss_gib()
             terminalreporter.write_line("peak resident memory: " + ", ".join(

@@ -9,12 +9,15 @@ user sees (plugin/collection.py turns it into pytest's usage error).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from experiments.prompts import PromptSetError, locate_prompts
+from experiments.ioi_templates import generate_pairs
 from experiments.question import Prompt, locate_question
 from experiments.tokens import WordNotFound
 from hooks.architectures import ARCHITECTURES
@@ -36,6 +39,8 @@ class Setup:
     prompt: Prompt                # the study sentence, located
     prompts: tuple                # the prompt set, located (empty: see prompts_problem)
     prompts_problem: str          # why the across-prompt tests are skipped, if they are
+    ioi_pairs: tuple = ()         # IOI prompt pairs for this tokenizer (empty: see ioi_problem)
+    ioi_problem: str = ""
 
     @property
     def plan(self):
@@ -48,6 +53,16 @@ class Setup:
     def question_digest(self) -> str:
         o = self.options
         return o.question.digest(list(o.prompt_sentences) if self.prompts else [], o.ablation, o.plan.digest)
+
+    def ioi_digest(self) -> str:
+        """A short hash of what defines the IOI results: the pairs and the plan."""
+        text = json.dumps([[q.recipient for q in self.ioi_pairs], self.plan.digest])
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    @property
+    def ioi_folder(self) -> Path:
+        """results/<model>/ioi-<hash>: the IOI study is a question of its own."""
+        return self.options.results_dir / self.model_name / f"ioi-{self.ioi_digest()}"
 
     @property
     def results_folder(self) -> Path:
@@ -69,6 +84,12 @@ class Setup:
              if self.prompts else f"prompt set: not used: {self.prompts_problem}"),
             f"results: {self.results_folder}",
         ]
+
+    def ioi_header_lines(self) -> list[str]:
+        if not self.ioi_pairs:
+            return [f"IOI: not run: {self.ioi_problem}"]
+        return [f"IOI: {len(self.ioi_pairs)} prompt pairs (seed {self.plan.ioi_seed}), e.g. "
+                f"{self.ioi_pairs[0].recipient!r} -> {self.ioi_pairs[0].io!r}; results: {self.ioi_folder}"]
 
 
 SETUP = pytest.StashKey[object]()      # a Setup, or the SetupError that resolving it raised
@@ -98,7 +119,12 @@ def _resolve(options: Options) -> Setup:
         # --silence-word, --pair) without its own --prompts keeps the single-sentence tests
         # and skips the across-prompt ones, saying why.
         prompts, problem = [], f"the default prompt set does not fit this question ({err}); pass --prompts"
-    return Setup(options, config.num_hidden_layers, config.num_attention_heads, prompt, tuple(prompts), problem)
+    try:
+        pairs, ioi_problem = generate_pairs(tokenizer, n=options.plan.ioi_pairs, seed=options.plan.ioi_seed), ""
+    except ValueError as err:            # e.g. too few single-token names for this tokenizer
+        pairs, ioi_problem = [], f"no IOI pairs for this tokenizer ({err})"
+    return Setup(options, config.num_hidden_layers, config.num_attention_heads, prompt, tuple(prompts), problem,
+                 tuple(pairs), ioi_problem)
 
 
 def setup_of(config) -> Setup:

@@ -64,26 +64,11 @@ def html_table(data: bytes) -> str:
             f"<table>{head}{''.join(body)}</table></details>")
 
 
-def page(setup, collected, claims: list[dict], files: dict[str, bytes]) -> bytes:
-    o = setup.options
-    p = setup.prompt
-    from models.loading import provenance
-
-    made = provenance(o.choice)
-    held = sum(c["outcome"] == "held" for c in claims)
-    refuted = sum(c["outcome"] == "refuted" for c in claims)
-    headline = (f"{setup.model_name}: {held} of {len(claims)} claims held, {refuted} refuted")
-    question = (f"Silence head h of block L at the token {p.tokens.pieces[p.token]!r} of “{o.question.sentence}”, "
-                f"for every one of the {setup.n_layers} x {setup.n_heads} (L, h), and test whether cosine"
-                f"({p.tested.a}, {p.tested.b}) at block L's output moves.")
-    facts = {"model": made["description"], "weights": made["source"], "why this model": o.choice.reason,
-             **{k: v for k, v in made.items() if k.endswith("sha256") or k == "revision"},
-             "tokens": " | ".join(p.tokens.pieces), "silenced token index": p.token,
-             "engine": o.engine,
-             "analysis plan": f"analysis_plan.toml sha256 {o.plan.digest}"
-                              + (f" (overridden: {dict(o.plan.overrides)})" if o.plan.overrides else ""),
-             "prompt set": f"{len(setup.prompts)} sentences ({o.prompts_path.name}), ablation {o.ablation}"
-                           if setup.prompts else "not used"}
+def document(*, headline: str, question: str, facts: dict, claims: list[dict], figures: list,
+             sections: list) -> bytes:
+    """The page: headline, question, facts (model, provenance, plan), one line per claim,
+    figures [(file name, png bytes)] with their captions, tables [(file name, heading, intro,
+    csv bytes)]."""
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(headline)}</title>"
            f"<style>{STYLE}</style></head><body>",
            f"<h1 id='headline'>{html.escape(headline)}</h1>",
@@ -97,14 +82,47 @@ def page(setup, collected, claims: list[dict], files: dict[str, bytes]) -> bytes
                    f"<td>{html.escape(c['detail'])}</td>"
                    f"<td class='num'>{c['passed']} / {c['failed']} / {c['skipped']}</td></tr>")
     out.append("</table><h2>Figures</h2>")
-    for name in sorted(n for n in files if n.endswith(".png")):
-        data = base64.b64encode(files[name]).decode()
-        out.append(f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>"
+    for name, data in figures:
+        encoded = base64.b64encode(data).decode()
+        out.append(f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,{encoded}'>"
                    f"<figcaption><b>{html.escape(name)}</b>: {html.escape(CAPTIONS.get(name, ''))}</figcaption>"
                    "</figure>")
-    for name, heading, intro in SECTIONS:
-        if name in files:
-            out.append(f"<h2>{html.escape(heading)} <small>({name})</small></h2><p>{html.escape(intro)}</p>"
-                       + html_table(files[name]))
+    for name, heading, intro, data in sections:
+        out.append(f"<h2>{html.escape(heading)} <small>({name})</small></h2><p>{html.escape(intro)}</p>"
+                   + html_table(data))
     out.append("</body></html>\n")
     return "\n".join(out).encode()
+
+
+def facts_of(setup, extra: dict) -> dict:
+    """What ran: the model exactly, where its weights came from, why, the plan; then `extra`."""
+    from models.loading import provenance
+
+    o = setup.options
+    made = provenance(o.choice)
+    return {"model": made["description"], "weights": made["source"], "why this model": o.choice.reason,
+            **{k: v for k, v in made.items() if k.endswith("sha256") or k == "revision"},
+            **extra, "engine": o.engine,
+            "analysis plan": f"analysis_plan.toml sha256 {o.plan.digest}"
+                             + (f" (overridden: {dict(o.plan.overrides)})" if o.plan.overrides else "")}
+
+
+def headline_of(model: str, claims: list[dict]) -> str:
+    held = sum(c["outcome"] == "held" for c in claims)
+    refuted = sum(c["outcome"] == "refuted" for c in claims)
+    return f"{model}: {held} of {len(claims)} claims held, {refuted} refuted"
+
+
+def page(setup, collected, claims: list[dict], files: dict[str, bytes]) -> bytes:
+    """The study question's page."""
+    o, p = setup.options, setup.prompt
+    question = (f"Silence head h of block L at the token {p.tokens.pieces[p.token]!r} of “{o.question.sentence}”, "
+                f"for every one of the {setup.n_layers} x {setup.n_heads} (L, h), and test whether cosine"
+                f"({p.tested.a}, {p.tested.b}) at block L's output moves.")
+    facts = facts_of(setup, {"tokens": " | ".join(p.tokens.pieces), "silenced token index": p.token,
+                             "prompt set": f"{len(setup.prompts)} sentences ({o.prompts_path.name}), ablation "
+                                           f"{o.ablation}" if setup.prompts else "not used"})
+    figures = [(name, files[name]) for name in sorted(n for n in files if n.endswith(".png"))]
+    sections = [(name, heading, intro, files[name]) for name, heading, intro in SECTIONS if name in files]
+    return document(headline=headline_of(setup.model_name, claims), question=question, facts=facts, claims=claims,
+                    figures=figures, sections=sections)

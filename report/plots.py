@@ -25,6 +25,10 @@ CAPTIONS = {
     "heads.png": "Per (layer, head), the mean change of the tested pair's cosine across the prompt set, with its "
                  "category: * effect beyond ±SESOI, · significant but within ±SESOI, = equivalent (powered), "
                  "? undecided. Look for clusters of * (heads that matter) and for ? (what the data cannot decide).",
+    "ioi.png": "IOI head patching: per (layer, head), the mean change of the logit difference logit(IO) - "
+               "logit(S) at the last position when that head's output there comes from the donor (names swapped), "
+               "with its category across pairs: * effect beyond ±ioi_sesoi, · significant but within, = equivalent "
+               "(powered), ? undecided. Negative: the head carried the indirect object.",
     "power.png": "Power curves measured on this run's own noise: share of draws in which a planted effect of "
                  "k x SESOI in a random unit is found (solid), and the family-wise false-positive rate with nothing "
                  "planted (dashed, against alpha). 'No effect' is claimed only for units whose power at k = 1 "
@@ -85,17 +89,18 @@ def silencing(setup, scenarios, blocks) -> bytes:
     return png(fig)
 
 
-def heads(setup, units) -> bytes:
-    grid = np.zeros((setup.n_layers, setup.n_heads))
+def head_grid(units, n_layers: int, n_heads: int, sesoi: float, title: str, unit: str) -> bytes:
+    """Layer x head heatmap of each head's mean change, marked with its category."""
+    grid = np.zeros((n_layers, n_heads))
     for u in units:
         grid[u.layer, u.head] = u.mean
-    lim = max(np.abs(grid).max(), setup.plan.sesoi)
-    fig, ax = plt.subplots(figsize=(2 + 0.45 * setup.n_heads, 1 + 0.28 * setup.n_layers))
+    lim = max(np.abs(grid).max(), sesoi)
+    fig, ax = plt.subplots(figsize=(2 + 0.45 * n_heads, 1 + 0.28 * n_layers))
     im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     for u in units:
         ax.text(u.head, u.layer, MARK[u.category], ha="center", va="center", fontsize=7)
-    ax.set(xlabel="head", ylabel="block", title=f"{setup.model_name}: mean Δcos across prompts")
-    fig.colorbar(im, ax=ax, label="mean Δ cosine")
+    ax.set(xlabel="head", ylabel="block", title=title)
+    fig.colorbar(im, ax=ax, label=f"mean change ({unit})")
     fig.tight_layout()
     return png(fig)
 
@@ -163,7 +168,8 @@ def figures(setup, collected) -> dict[str, bytes]:
     if rows["scenario"]:
         out["silencing.png"] = silencing(setup, scenarios, kept.get("blocks", []))
     if kept.get("heads"):
-        out["heads.png"] = heads(setup, kept["heads"])
+        out["heads.png"] = head_grid(kept["heads"], setup.n_layers, setup.n_heads, setup.plan.sesoi,
+                                     f"{setup.model_name}: mean Δcos across prompts", "cosine")
     if kept.get("power"):
         out["power.png"] = power(kept["power"])
     if rows["scale"]:

@@ -101,10 +101,11 @@ def _claim_order(test: str, line: int) -> tuple:
     return (CLAIM_FILES.index(path) if path in CLAIM_FILES else len(CLAIM_FILES), path, line)
 
 
-def claim_table(collected) -> list[dict]:
-    """One row per claim (a study test function): its statement, outcome and items."""
-    docs = {r["test"]: r for r in collected.rows["test-doc"]}
-    details = {r["test"]: r for r in collected.rows["claim"]}
+def claim_table(collected, belongs=lambda test: not test.startswith("tests/test_ioi_study.py")) -> list[dict]:
+    """One row per claim (a study test function whose id `belongs` to this report): its
+    statement, outcome and items."""
+    docs = {r["test"]: r for r in collected.rows["test-doc"] if belongs(r["test"])}
+    details = {r["test"]: r for r in collected.rows["claim"] if belongs(r["test"])}
     rows = []
     for test in sorted(set(docs) | set(details), key=lambda t: _claim_order(t, docs.get(t, {}).get("line", 0))):
         outcomes = [o for _, o in collected.outcomes.get(test, [])]
