@@ -81,11 +81,16 @@ def logit_difference(model, states: torch.Tensor, correct_id, other_id) -> torch
         raise ValueError(f"this model caps its final logits (final_logit_softcapping={cap}); logit_difference "
                          "reads the LM head alone and would be wrong: use a model without capping")
     head = model.get_output_embeddings()
-    logits = head(states.to(head.weight.dtype)).float()
+    states = states.to(head.weight.dtype)
 
     def logit_of(ids) -> torch.Tensor:
-        ids = torch.as_tensor(ids, device=logits.device).expand(logits.shape[:-1])
-        return logits.gather(-1, ids[..., None])[..., 0]
+        # Only the two rows of the LM head that are read: the same numbers as the whole
+        # head's output at those ids, without computing the other vocabulary's logits.
+        ids = torch.as_tensor(ids, device=states.device).expand(states.shape[:-1])
+        logit = (states * head.weight[ids]).sum(-1)
+        if getattr(head, "bias", None) is not None:
+            logit = logit + head.bias[ids]
+        return logit.float()
 
     return logit_of(correct_id) - logit_of(other_id)
 
