@@ -150,5 +150,6 @@ def _print_setup(config) -> None:
     if found is None or isinstance(found, SetupError) or reporter is None or config.stash.get(PRINTED, False):
         return
     config.stash[PRINTED] = True
-    for line in found.header_lines() + found.ioi_header_lines():
+    ioi_collected = any(g.startswith("ioi-") for g in config.stash.get(GROUPS, ()))
+    for line in found.header_lines() + (found.ioi_header_lines() if ioi_collected else []):
         reporter.write_line(line)
