@@ -15,6 +15,7 @@ import pytest
 from experiments import ioi
 from experiments import prompts as prompt_set
 from experiments import scales
+from plugin.ids import test_of
 from plugin.setup import SetupError, setup_of
 
 # Shards in the order xdist should start them: first those other shards need (the scale
@@ -23,6 +24,7 @@ from plugin.setup import SetupError, setup_of
 SCHEDULE = ("head-means", "prompts-", "scales-", "top-k", "ioi-", "study")
 PLACEHOLDER = "setup-failed"
 GROUPS = pytest.StashKey[set]()     # the shard groups of the study items collected in this run
+COLLECTED = pytest.StashKey[set]()  # the tests (ids without parameters) whose items this run collected
 PRINTED = pytest.StashKey[bool]()   # the setup's lines were shown
 
 
@@ -123,6 +125,7 @@ def pytest_collection_finish(session):
         config.stash.setdefault(GROUPS, set()).update(
             item.get_closest_marker("xdist_group").args[0] for item in session.items
             if item.get_closest_marker("xdist_group"))
+        config.stash.setdefault(COLLECTED, set()).update(test_of(item.nodeid) for item in session.items)
     _print_setup(config)
 
 
@@ -131,6 +134,7 @@ def pytest_xdist_node_collection_finished(node, ids):
     """Controller: the first worker that collected study items (ids of a shard's group)
     makes the controller resolve the setup, to refuse a bad question with one line."""
     config = node.config
+    config.stash.setdefault(COLLECTED, set()).update(test_of(i) for i in ids)
     groups = {i.rpartition("@")[2] for i in ids if "@" in i}
     if not groups:
         return

@@ -13,7 +13,7 @@ import pytest
 from experiments.shards import Shards
 from models.bundled import SMOLLM2
 from models.loading import load, resolve
-from plugin.reduce import base_nodeid
+from plugin.ids import test_of
 from plugin.setup import setup_of
 from plugin.store import ShardStore
 
@@ -94,17 +94,12 @@ def smollm2_study_input(pytestconfig):
     return model, tokenizer(SENTENCE, return_tensors="pt").input_ids
 
 
-def test_id(node) -> str:
-    """The claim a test item belongs to: its node id without parameters or xdist group."""
-    return base_nodeid(node.nodeid).split("[")[0]
-
-
 @pytest.fixture(autouse=True)
 def state_the_claim(request):
     """Every study item ships its test's statement (the docstring's first line) for the report."""
     if (request.node.get_closest_marker("study") or request.node.get_closest_marker("ioi")) and request.function.__doc__:
         doc = request.function.__doc__.strip().splitlines()[0]
-        request.node.user_properties.append(("test-doc", {"test": test_id(request.node), "doc": doc,
+        request.node.user_properties.append(("test-doc", {"test": test_of(request.node.nodeid), "doc": doc,
                                                           "line": request.function.__code__.co_firstlineno}))
 
 
@@ -112,7 +107,7 @@ def state_the_claim(request):
 def say(request):
     """say(detail, outcome="held"): what a claim found, in words, for the report's claim line."""
     def _say(detail: str, outcome: str = "held") -> None:
-        request.node.user_properties.append(("claim", {"test": test_id(request.node), "outcome": outcome,
+        request.node.user_properties.append(("claim", {"test": test_of(request.node.nodeid), "outcome": outcome,
                                                        "detail": detail}))
     return _say
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from plugin.ids import base_nodeid, test_of
+
 CLAIMS_MODULE = "tests.across_shards"
 _REGISTRY: list = []
 
@@ -27,27 +29,21 @@ class Incomplete(Exception):
     """A claim's input is not complete in this run (some shards were not measured)."""
 
 
-def across_shards(*, needs: str, rows: str):
-    """Declare a claim that needs every shard whose name starts with `needs` ("study",
-    "prompts", ...), read through the rows of kind `rows` their items record. It is
-    evaluated when such rows were recorded (and counted among the run's tests as soon as
-    such shards' items are collected).
+def across_shards(*, rows: str, measured_by: str):
+    """Declare a claim that needs the rows of kind `rows` recorded by every item of the test
+    `measured_by` (a test id without parameters, e.g. "tests/test_study.py::test_x"). It is
+    counted among the run's tests when that test's items are collected, and evaluated once
+    they ran.
 
     The function takes one argument, the run's `Collected` rows, and asserts like a test.
     pytest does not collect it as an item of its own (it runs once, on the controller).
     """
     def register(fn):
         fn.__test__ = False
-        fn.needs, fn.rows = needs, rows
+        fn.rows, fn.measured_by = rows, measured_by
         _REGISTRY.append(fn)
         return fn
     return register
-
-
-def base_nodeid(nodeid: str) -> str:
-    """A node id without xdist's "@group" suffix (the same name under -n 0 and -n 2)."""
-    head, sep, tail = nodeid.rpartition("@")
-    return head if sep and "/" not in tail and "::" not in tail else nodeid
 
 
 class Collected:
@@ -71,8 +67,7 @@ class Collected:
             if kind == "shard-computed" or report.when == "teardown":
                 self.rows[kind].append(row)
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-            nodeid = base_nodeid(report.nodeid)
-            self.outcomes[nodeid.split("[")[0]].append((nodeid, report.outcome))
+            self.outcomes[test_of(report.nodeid)].append((base_nodeid(report.nodeid), report.outcome))
 
     def keep(self, name: str, value) -> None:
         """Hand an object a claim computed to the report (which prints it as it is)."""
@@ -123,11 +118,11 @@ class Reduce:
         if not self.announced:
             # Count the claims to come among the run's tests, before the terminal computes
             # its first progress figure (under xdist the collection is known only now).
-            from plugin.collection import GROUPS
+            from plugin.collection import COLLECTED
 
             self.announced = True
-            groups = self.config.stash.get(GROUPS, set())
-            coming = [c for c in self.registered() if any(g.startswith(c.needs) for g in groups)] if groups else []
+            tests = self.config.stash.get(COLLECTED, set())
+            coming = [c for c in self.registered() if c.measured_by in tests] if tests else []
             self.config.pluginmanager.get_plugin("session").testscollected += len(coming)
         self.collected.take(report)
 

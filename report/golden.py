@@ -1,7 +1,9 @@
 """Golden results: the study's numbers for a model, checked in, compared on every run.
 
-A golden file holds the clean cosine per block for every pair and the per-(layer, head)
-differences of the tested pair, plus the library versions that produced them. A run
+A golden file holds the clean cosine per block for every pair, the per-(layer, head)
+differences of the tested pair and, for the shipped prompt set, each head's mean difference
+across prompts (observations a claim must not assert, pinned here for regression), plus the
+library versions that produced them. A run
 whose numbers differ from it by more than TOLERANCE fails the gate and names every value
 that drifted. `pytest --update-golden` rewrites the file on purpose; review its diff
 like code.
@@ -19,14 +21,21 @@ from pathlib import Path
 TOLERANCE = 2e-5
 
 
-def numbers(m) -> dict:
-    """The gated numbers of a StudyMeasurement (experiments/study.py), as plain lists."""
+KINDS = ("clean_cosine", "deltas", "head_means_across_prompts")
+
+
+def numbers(m, head_means=None) -> dict:
+    """The gated numbers of a StudyMeasurement (experiments/study.py), and optionally each
+    head's mean difference across the prompt set [n_layers, n_heads], as plain lists."""
     tested = m.prompt.tested.label
-    return {
+    out = {
         "tokens": m.prompt.tokens.ids,
         "clean_cosine": {p.label: [round(float(v), 9) for v in m.clean_cosine[p.label]] for p in m.prompt.pairs},
         "deltas": {tested: [[round(float(v), 9) for v in row] for row in m.deltas(tested)]},
     }
+    if head_means is not None:
+        out["head_means_across_prompts"] = {tested: [[round(float(v), 9) for v in row] for row in head_means]}
+    return out
 
 
 def compare(golden: dict, actual: dict, tolerance: float = TOLERANCE) -> list[str]:
@@ -35,9 +44,9 @@ def compare(golden: dict, actual: dict, tolerance: float = TOLERANCE) -> list[st
     if golden.get("tokens") != actual["tokens"]:
         return [f"token ids changed: golden {golden.get('tokens')}, now {actual['tokens']} "
                 "(a tokenizer change; every number below would differ)"]
-    for kind in ("clean_cosine", "deltas"):
-        for pair, want in golden[kind].items():
-            got = actual[kind].get(pair)
+    for kind in KINDS:
+        for pair, want in golden.get(kind, {}).items():
+            got = actual.get(kind, {}).get(pair)
             if got is None:
                 problems.append(f"{kind}[{pair}]: in the golden file, not computed by this run")
                 continue

@@ -11,6 +11,10 @@ import pytest
 from experiments.analysis import planted_control, power_rows, unit_table
 from plugin.reduce import across_shards
 
+# The tests whose items record the rows these claims read.
+SCENARIOS = "tests/test_study.py::test_silencing_one_head_moves_its_token_but_not_the_association_macroscopically"
+PROMPTS = "tests/test_prompts.py::test_every_single_head_ablation_moves_its_token_on_every_prompt"
+
 
 def study_deltas(run) -> np.ndarray:
     """[n_layers, n_heads]: the tested pair's change per single-head silencing, every scenario of the run."""
@@ -62,7 +66,7 @@ def _powered(rows, target) -> str:
     return f"power to see a SESOI shift >= {target} at {sum(r.power >= target for r in rows)} of {len(rows)}"
 
 
-@across_shards(needs="study", rows="scenario")
+@across_shards(rows="scenario", measured_by=SCENARIOS)
 def test_zero_blocks_significant_after_bonferroni(run):
     """The seed's verdict: no block's one-sample t-test of its heads' differences survives the
     plan's correction over blocks."""
@@ -73,7 +77,7 @@ def test_zero_blocks_significant_after_bonferroni(run):
     assert not significant, f"blocks significant after {run.setup.plan.block_correction}: {significant}"
 
 
-@across_shards(needs="study", rows="scenario")
+@across_shards(rows="scenario", measured_by=SCENARIOS)
 def test_blocks_are_equivalent_to_no_change_where_power_allows(run):
     """No block's heads shift the association beyond ±SESOI (TOST, Holm over blocks); a block is
     called equivalent only where the test had the power to see a SESOI shift, else undecided."""
@@ -86,7 +90,7 @@ def test_blocks_are_equivalent_to_no_change_where_power_allows(run):
     assert not effects, f"blocks whose heads shift the association beyond ±{run.setup.plan.sesoi}: {effects}"
 
 
-@across_shards(needs="study", rows="scenario")
+@across_shards(rows="scenario", measured_by=SCENARIOS)
 def test_control_a_planted_sesoi_shift_of_a_block_is_detected(run):
     """Control: a shift of SESOI planted in a random block that the analysis calls equivalent
     (its real noise kept) is found by the same test, at the plan's power target."""
@@ -101,7 +105,7 @@ def test_control_a_planted_sesoi_shift_of_a_block_is_detected(run):
     assert control.passed, f"a planted SESOI shift was found in only {control.rate:.2f} of draws (< {control.needed})"
 
 
-@across_shards(needs="prompts", rows="prompt")
+@across_shards(rows="prompt", measured_by=PROMPTS)
 def test_no_single_head_moves_the_association_macroscopically_across_prompts(run):
     """Across the prompt set, every head's mean change lies within the plan's per-head bound
     (TOST at ±max_abs_delta_per_head, corrected over all heads), where power allows."""
@@ -118,7 +122,7 @@ def test_no_single_head_moves_the_association_macroscopically_across_prompts(run
     assert not beyond, f"heads that move the association beyond ±{bound} across prompts: {beyond}"
 
 
-@across_shards(needs="prompts", rows="prompt")
+@across_shards(rows="prompt", measured_by=PROMPTS)
 def test_control_a_planted_sesoi_shift_of_one_head_is_detected_across_prompts(run):
     """Control of single-head size: a shift of SESOI planted in a random head that the analysis
     calls equivalent (its real prompt-to-prompt noise kept) is found by the same per-head test."""

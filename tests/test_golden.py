@@ -38,7 +38,10 @@ def test_study_numbers_match_golden(shards, setup, pytestconfig):
     path = GOLDEN / f"{setup.model_name}.json"
     if not path.is_file() and not pytestconfig.getoption("update_golden"):
         pytest.skip(f"no golden file for {setup.model_name}; make one with --update-golden")
-    _gate(path, golden.numbers(shards.study()), pytestconfig.getoption("update_golden"))
+    head_means = None
+    if setup.options.default_prompts and setup.options.ablation == "zero" and setup.prompts:
+        head_means = shards.prompt_deltas(range(len(setup.prompts))).mean(-1)
+    _gate(path, golden.numbers(shards.study(), head_means), pytestconfig.getoption("update_golden"))
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
