@@ -13,7 +13,7 @@ import pytest
 from experiments.shards import Shards
 from models.bundled import SMOLLM2
 from models.loading import load, resolve
-from plugin.ids import test_of
+from plugin.ids import statement, test_of
 from plugin.setup import setup_of
 from plugin.store import ShardStore
 
@@ -98,7 +98,7 @@ def smollm2_study_input(pytestconfig):
 def state_the_claim(request):
     """Every study item ships its test's statement (the docstring's first line) for the report."""
     if (request.node.get_closest_marker("study") or request.node.get_closest_marker("ioi")) and request.function.__doc__:
-        doc = request.function.__doc__.strip().splitlines()[0]
+        doc = statement(request.function.__doc__)
         request.node.user_properties.append(("test-doc", {"test": test_of(request.node.nodeid), "doc": doc,
                                                           "line": request.function.__code__.co_firstlineno}))
 

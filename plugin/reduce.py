@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin.ids import base_nodeid, test_of
+from plugin.ids import base_nodeid, statement, test_of
 
 CLAIMS_MODULE = "tests.across_shards"
 _REGISTRY: list = []
@@ -144,7 +144,7 @@ class Reduce:
         hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
         self.collected.current = nodeid
         if claim.__doc__:
-            self.collected.rows["test-doc"].append({"test": nodeid, "doc": claim.__doc__.strip().splitlines()[0],
+            self.collected.rows["test-doc"].append({"test": nodeid, "doc": statement(claim.__doc__),
                                                     "line": location[1] + 1})
         start = time.time()
         try:
