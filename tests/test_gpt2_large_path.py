@@ -19,34 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_models import gpt2_tokenizer_folder
+from tests.tiny_models import GPT2_LARGE as REPO
+from tests.tiny_models import random_gpt2_large_in_hf_cache
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-REPO = "openai-community/gpt2-large"
 SNAPSHOT = "0" * 40
 
 
 @pytest.fixture(scope="module")
 def hf_home(tmp_path_factory):
     """An HF_HOME whose hub cache holds a random GPT-2 Large under the real repo id."""
-    import gc
-
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     home = tmp_path_factory.mktemp("hf")
-    repo = home / "hub" / f"models--{REPO.replace('/', '--')}"
-    snapshot = repo / "snapshots" / SNAPSHOT
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_embd=1280, n_layer=36, n_head=20, n_positions=1024, vocab_size=50257))
-    model.save_pretrained(snapshot)
-    del model
-    gc.collect()
-    for name in ("vocab.json", "merges.txt"):
-        shutil.copy(Path(gpt2_tokenizer_folder()) / name, snapshot / name)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(SNAPSHOT)
+    random_gpt2_large_in_hf_cache(home)
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

@@ -160,3 +160,31 @@ def tiny_gpt2_checkpoint(folder, n_layer: int = 4, n_head: int = 4, head_dim: in
     for name in ("vocab.json", "merges.txt"):
         shutil.copy(Path(gpt2_tokenizer_folder()) / name, folder / name)
     return str(folder)
+
+
+GPT2_LARGE = "openai-community/gpt2-large"
+
+
+def random_gpt2_large_in_hf_cache(home) -> str:
+    """Lay a random GPT-2 Large-shaped checkpoint (36 x 20 heads, width 1280) with the REAL
+    GPT-2 tokenizer into a Hugging Face cache at `home` (an HF_HOME), exactly where a download
+    of openai-community/gpt2-large would be: the GPT-2 Large path without GPT-2 Large."""
+    import gc
+    import shutil
+    from pathlib import Path
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    snapshot_id = "0" * 40
+    repo = Path(home) / "hub" / f"models--{GPT2_LARGE.replace('/', '--')}"
+    snapshot = repo / "snapshots" / snapshot_id
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_embd=1280, n_layer=36, n_head=20, n_positions=1024, vocab_size=50257))
+    model.save_pretrained(snapshot)
+    del model
+    gc.collect()
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(Path(gpt2_tokenizer_folder()) / name, snapshot / name)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(snapshot_id)
+    return snapshot_id
