@@ -21,9 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from experiments import ioi
-from experiments import prompts as prompt_set
-from experiments import scales
+from experiments import ioi, prompt_set, prompts, scales
 from experiments.study import measure_study
 
 SCALE_SHARDS = tuple(f"scales-{scales.slug(kind)}" for kind in scales.KINDS) + ("top-k",)
@@ -49,16 +47,16 @@ class Shards:
     def chunks(self) -> list[tuple[int, ...]]:
         return prompt_set.chunks(len(self.prompts))
 
-    def prompt_chunk(self, indices) -> prompt_set.PromptChunk:
+    def prompt_chunk(self, indices) -> prompts.PromptChunk:
         indices = tuple(indices)
-        return self.get(f"prompts-{prompt_set.chunk_label(indices)}", lambda: prompt_set.measure_chunk(
+        return self.get(f"prompts-{prompt_set.chunk_label(indices)}", lambda: prompts.measure_chunk(
             self.model, self.prompts, indices, self.ablation, self.engine, means=self.head_means()))
 
     def head_means(self) -> torch.Tensor | None:
         """Mean ablation's values, a shard of their own (every chunk needs the whole set's)."""
         if self.ablation != "mean":
             return None
-        return self.get("head-means", lambda: prompt_set.head_means(self.model, self.prompts))
+        return self.get("head-means", lambda: prompts.head_means(self.model, self.prompts))
 
     def prompt_deltas(self, indices) -> np.ndarray:
         """[n_layers, n_heads, len(indices)] single-head deltas of the given prompts, from their chunks."""

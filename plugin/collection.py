@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import ioi
-from experiments import prompts as prompt_set
-from experiments import scales
+from experiments import prompt_set
 from plugin.ids import test_of
-from plugin.setup import SetupError, setup_of
+from plugin.setup import SetupError, resolve_in_background, setup_of
 
 # Shards in the order xdist should start them: first those other shards need (the scale
 # ladder chooses its heads from prompt chunks), then the long ones, then many short ones
@@ -26,6 +24,7 @@ PLACEHOLDER = "setup-failed"
 GROUPS = pytest.StashKey[set]()     # the shard groups of the study items collected in this run
 COLLECTED = pytest.StashKey[set]()  # the tests (ids without parameters) whose items this run collected
 PRINTED = pytest.StashKey[bool]()   # the setup's lines were shown
+BACKGROUND = pytest.StashKey[bool]()  # the controller resolves its setup in a thread
 
 
 def pytest_configure(config):
@@ -59,6 +58,8 @@ def _group(name: str):
 
 def _params(setup, argname: str) -> list:
     """The parameters of a study argument, each carrying its shard's xdist group."""
+    from experiments import ioi, scales       # not at import: an xdist controller never needs torch
+
     if argname == "site":
         return [pytest.param((L, h), id=f"L{L:02d}-H{h:02d}", marks=_group("study"))
                 for L in range(setup.n_layers) for h in range(setup.n_heads)]
@@ -126,27 +127,29 @@ def pytest_collection_finish(session):
             item.get_closest_marker("xdist_group").args[0] for item in session.items
             if item.get_closest_marker("xdist_group"))
         config.stash.setdefault(COLLECTED, set()).update(test_of(item.nodeid) for item in session.items)
-    _print_setup(config)
+    print_setup(config)
 
 
 @pytest.hookimpl(optionalhook=True)   # a hook of pytest-xdist, absent under -p no:xdist
 def pytest_xdist_node_collection_finished(node, ids):
-    """Controller: the first worker that collected study items (ids of a shard's group)
-    makes the controller resolve the setup, to refuse a bad question with one line."""
+    """Controller: a worker whose setup failed collected placeholder items; the controller
+    then resolves the setup itself and stops the run with its one line. Otherwise it resolves
+    the setup in the background (for the report), and the workers start at once."""
     config = node.config
     config.stash.setdefault(COLLECTED, set()).update(test_of(i) for i in ids)
-    groups = {i.rpartition("@")[2] for i in ids if "@" in i}
-    if not groups:
-        return
-    config.stash.setdefault(GROUPS, set()).update(groups)
-    try:
-        setup_of(config)
-    except SetupError as err:
-        raise pytest.UsageError(str(err)) from None
-    _print_setup(config)
+    config.stash.setdefault(GROUPS, set()).update(i.rpartition("@")[2] for i in ids if "@" in i)
+    if any(f"[{PLACEHOLDER}]" in i for i in ids):
+        try:
+            setup_of(config)
+        except SetupError as err:
+            raise pytest.UsageError(str(err)) from None
+    elif config.stash[GROUPS] and not config.stash.get(BACKGROUND, False):
+        config.stash[BACKGROUND] = True
+        resolve_in_background(config)
 
 
-def _print_setup(config) -> None:
+def print_setup(config) -> None:
+    """Show what the run resolved (model, tokens, prompt set, results folder), once."""
     from plugin.setup import SETUP
 
     found = config.stash.get(SETUP, None)

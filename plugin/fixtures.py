@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from experiments.shards import Shards
 from models.bundled import SMOLLM2
 from models.loading import load, resolve
 from plugin.ids import statement, test_of
@@ -71,8 +70,10 @@ def study_model(setup):
 
 
 @pytest.fixture(scope="session")
-def shards(setup, pytestconfig) -> Shards:
-    """The run's shards; the model is loaded only if this worker must compute one."""
+def shards(setup, pytestconfig):
+    """The run's shards (experiments/shards.py); the model is loaded only if this worker must compute one."""
+    from experiments.shards import Shards
+
     o = setup.options
     return Shards(lambda: load_once(o.choice, o.device)[0], prompt=setup.prompt,
                   prompts=setup.prompts, ablation=o.ablation, engine=o.engine, plan=o.plan,

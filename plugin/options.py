@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from experiments.plan import PlanError, load_plan
-from experiments.prompts import ABLATIONS, PromptSetError, read_prompts
+from experiments.prompt_set import ABLATIONS, PromptSetError, read_prompts
 from experiments.question import PAIRS, SENTENCE, SILENCE_WORD, Question, check_word_syntax, parse_pair
 from experiments.tokens import WordNotFound
 from models.loading import ModelChoice, ModelNotAvailable, resolve
@@ -128,8 +128,14 @@ def read_options(config) -> Options:
                    tuple(sentences), get("ablation"), plan, results_dir, get("update_golden"))
 
 
+def computes(config) -> bool:
+    """Does this process run test items (an xdist worker, or a run without workers)? An xdist
+    controller only schedules and reduces: it never needs torch, and does not import it."""
+    return hasattr(config, "workerinput") or getattr(config.option, "dist", "no") == "no"
+
+
 def pytest_configure(config):
-    if not config.getoption("benchmark_only", False):
+    if computes(config) and not config.getoption("benchmark_only", False):
         # float32 sums come out in the last bit differently with another number of torch
         # threads. One thread in every process makes -n 0, -n auto and --tx runs write the
         # same bytes (and xdist workers do not fight over the cores). Benchmarks keep all.

@@ -71,6 +71,9 @@ class Reporting:
     def pytest_terminal_summary(self, terminalreporter):
         if self.report is not None or self.ioi is not None:
             terminalreporter.section("study verdict")
+            from plugin.collection import print_setup
+
+            print_setup(self.config)             # under xdist, not shown at collection
             for line in (self.report.summary_lines() if self.report else []) + (
                     self.ioi.summary_lines() if self.ioi else []):
                 terminalreporter.write_line(line)

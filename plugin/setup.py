@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from experiments.prompts import PromptSetError, locate_prompts
+from experiments.prompt_set import PromptSetError, locate_prompts
 from experiments.ioi_templates import generate_pairs
 from experiments.question import Prompt, locate_question
 from experiments.tokens import WordNotFound
-from hooks.architectures import ARCHITECTURES
 from models.loading import ModelNotAvailable, read_config, read_tokenizer
 from plugin.options import OPTIONS, Options
 
@@ -93,9 +93,12 @@ class Setup:
 
 
 SETUP = pytest.StashKey[object]()      # a Setup, or the SetupError that resolving it raised
+_RESOLVING = threading.Lock()          # one resolution per process, also with the background thread
 
 
 def _resolve(options: Options) -> Setup:
+    from hooks.architectures import ARCHITECTURES
+
     choice = options.choice
     try:
         config = read_config(choice)
@@ -129,12 +132,24 @@ def _resolve(options: Options) -> Setup:
 
 def setup_of(config) -> Setup:
     """The run's Setup, resolved on first use and kept; raises SetupError (again) if it failed."""
-    if SETUP not in config.stash:
-        try:
-            config.stash[SETUP] = _resolve(config.stash[OPTIONS])
-        except SetupError as err:
-            config.stash[SETUP] = err
+    with _RESOLVING:
+        if SETUP not in config.stash:
+            try:
+                config.stash[SETUP] = _resolve(config.stash[OPTIONS])
+            except SetupError as err:
+                config.stash[SETUP] = err
     found = config.stash[SETUP]
     if isinstance(found, SetupError):
         raise found
     return found
+
+
+def resolve_in_background(config) -> None:
+    """Start resolving the setup in a thread (an xdist controller needs it only for the report,
+    after the workers ran: reading the tokenizer need not hold them up). setup_of waits for it."""
+    def resolve():
+        try:
+            setup_of(config)
+        except SetupError:
+            pass                          # kept in the stash: setup_of raises it when asked
+    threading.Thread(target=resolve, name="study-setup", daemon=True).start()

@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 
 class ShardStore:
     def __init__(self, folder: Path, worker: str = "main"):
@@ -49,6 +47,8 @@ class ShardStore:
             with open(path.with_suffix(".lock"), "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)        # released when the file closes
                 if not path.is_file():
+                    import torch
+
                     start = time.perf_counter()
                     value = compute()
                     seconds = time.perf_counter() - start
@@ -59,6 +59,8 @@ class ShardStore:
                     self._memo[name] = value
                     return value
         # Our own files, written above by a process of this run: safe to unpickle.
+        import torch
+
         value = torch.load(path, weights_only=False)
         self._memo[name] = value
         return value

@@ -1,0 +1,68 @@
+"""The prompt set: many variants of the study sentence, read from a file, located, chunked.
+Nothing here needs torch (the plugin checks a prompt file at start-up, before any model).
+
+    sentences = read_prompts(Path("tests/data/prompts.txt"))          # list[str], checked
+    prompts = locate_prompts(tokenizer, sentences, question, ...)     # one Prompt per sentence
+    chunks(len(prompts))                                              # shards of a run
+
+File format: one sentence a line, UTF-8; blank lines and lines starting with # are
+ignored. Every sentence must contain the silenced word and both words of the tested pair
+exactly once (as `experiments.tokens.locate` finds them), or start-up stops naming the line.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments.question import Prompt, Question, locate_question
+from experiments.tokens import WordNotFound
+
+ABLATIONS = ("zero", "mean", "resample")
+MIN_PROMPTS = 10          # the scales need a test part and a selection part (analysis plan)
+CHUNK_SIZE = 4            # prompts per shard: small enough to spread, large enough to amortise
+
+
+class PromptSetError(ValueError):
+    """The prompt file is missing, empty or has a line the study cannot use; says which and why."""
+
+
+def read_prompts(path: Path) -> list[str]:
+    """The sentences of a prompt file (see the module docstring), in file order."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptSetError(f"--prompts {path}: no such file; pass a text file with one sentence a line "
+                             "(e.g. tests/data/prompts.txt)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PromptSetError(f"--prompts {path}: cannot read it as UTF-8 text ({err.__class__.__name__}); "
+                             "pass a UTF-8 text file with one sentence a line") from None
+    sentences = [line.strip() for line in text.splitlines()]
+    sentences = [s for s in sentences if s and not s.startswith("#")]
+    if len(sentences) < MIN_PROMPTS:
+        raise PromptSetError(f"--prompts {path}: {len(sentences)} sentence(s); the across-prompt tests need at "
+                             f"least {MIN_PROMPTS} (one sentence a line, # for comments)")
+    return sentences
+
+
+def locate_prompts(tokenizer, sentences: list[str], question: Question, max_tokens: int | None = None,
+                   path: Path | str = "the prompt file") -> list[Prompt]:
+    """One Prompt per sentence for the question's silenced word and TESTED pair only (the
+    comparison pair is the single-sentence baseline's business). Errors name the line."""
+    tested = question.pairs[:1]
+    prompts = []
+    for n, sentence in enumerate(sentences, 1):
+        try:
+            prompts.append(locate_question(tokenizer, Question(sentence, question.silence_word, tested), max_tokens))
+        except WordNotFound as err:
+            raise PromptSetError(f"--prompts {path}, sentence {n} ({sentence!r}): {err}; fix or remove "
+                                 "that line") from None
+    return prompts
+
+
+def chunks(n_prompts: int, size: int = CHUNK_SIZE) -> list[tuple[int, ...]]:
+    """Prompt indices in consecutive chunks of `size` (the last may be shorter)."""
+    return [tuple(range(lo, min(lo + size, n_prompts))) for lo in range(0, n_prompts, size)]
+
+
+def chunk_label(indices) -> str:
+    return f"P{indices[0]:02d}-P{indices[-1]:02d}"
