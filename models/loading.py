@@ -156,26 +156,24 @@ def load(choice: ModelChoice, device: str = "cpu"):
     return model.to(device).eval(), tok
 
 
-def read_tokenizer(choice: ModelChoice):
-    """The model's tokenizer (where the question's words are), without its weights."""
-    from transformers import AutoTokenizer
+def _read(choice: ModelChoice, what: str, auto_class: str):
+    import transformers
 
     prepare(choice)
     try:
-        return AutoTokenizer.from_pretrained(choice.source, local_files_only=choice.local_only)
+        return getattr(transformers, auto_class).from_pretrained(choice.source, local_files_only=choice.local_only)
     except (OSError, ValueError) as err:
-        raise _unloadable(choice, f"could not read the tokenizer of {choice.source}", err) from None
+        raise _unloadable(choice, f"could not read the {what} of {choice.source}", err) from None
+
+
+def read_tokenizer(choice: ModelChoice):
+    """The model's tokenizer (where the question's words are), without its weights."""
+    return _read(choice, "tokenizer", "AutoTokenizer")
 
 
 def read_config(choice: ModelChoice):
     """The model's config without its weights (for collecting one test per layer x head)."""
-    from transformers import AutoConfig
-
-    prepare(choice)
-    try:
-        return AutoConfig.from_pretrained(choice.source, local_files_only=choice.local_only)
-    except (OSError, ValueError) as err:
-        raise _unloadable(choice, f"could not read the config of {choice.source}", err) from None
+    return _read(choice, "config", "AutoConfig")
 
 
 def provenance(choice: ModelChoice) -> dict:

@@ -62,8 +62,18 @@ def heads(run):
     return run.kept["heads"]
 
 
-def _powered(rows, target) -> str:
-    return f"power to see a SESOI shift >= {target} at {sum(r.power >= target for r in rows)} of {len(rows)}"
+def _powered(rows, target, size="a SESOI shift") -> str:
+    return f"power to see {size} >= {target} at {sum(r.power >= target for r in rows)} of {len(rows)}"
+
+
+def judge(run, control) -> None:
+    """A planted-effect control: found at the plan's power target, where a "no effect" claim stands."""
+    run.extend("controls", [control])
+    if not control.candidates:
+        pytest.skip(f"no unit of {control.family} is called equivalent, so no 'no effect' claim needs this control")
+    run.say(f"found in {control.detected} of {control.draws} draws ({control.rate:.2f}; needed "
+            f"{control.needed})", outcome="held" if control.passed else "refuted")
+    assert control.passed, f"a planted SESOI shift was found in only {control.rate:.2f} of draws (< {control.needed})"
 
 
 @across_shards(rows="scenario", measured_by=SCENARIOS)
@@ -95,14 +105,8 @@ def test_control_a_planted_sesoi_shift_of_a_block_is_detected(run):
     """Control: a shift of SESOI planted in a random block that the analysis calls equivalent
     (its real noise kept) is found by the same test, at the plan's power target."""
     s = run.setup
-    control = planted_control(study_deltas(run), blocks(run), s.plan, family="blocks",
-                              correction=s.plan.block_correction)
-    run.extend("controls", [control])
-    if not control.candidates:
-        pytest.skip("no block is called equivalent, so no 'no effect' claim needs this control")
-    run.say(f"found in {control.detected} of {control.draws} draws ({control.rate:.2f}; needed "
-            f"{control.needed})", outcome="held" if control.passed else "refuted")
-    assert control.passed, f"a planted SESOI shift was found in only {control.rate:.2f} of draws (< {control.needed})"
+    judge(run, planted_control(study_deltas(run), blocks(run), s.plan, family="blocks",
+                               correction=s.plan.block_correction))
 
 
 @across_shards(rows="prompt", measured_by=PROMPTS)
@@ -117,8 +121,8 @@ def test_no_single_head_moves_the_association_macroscopically_across_prompts(run
     rows = unit_table(samples, keys, s.plan, correction=s.plan.head_correction, sesoi=bound, label="heads-bound")
     beyond = [f"{r.label} {r.mean:+.4f}" for r in rows if r.category == "effect"]
     within = sum(r.category in ("equivalent", "negligible effect") for r in rows)
-    run.say(f"{within} of {len(rows)} heads shown within ±{bound}; {_powered(rows, s.plan.power_target)} heads "
-            f"at ±{bound}", outcome="held" if within else "undecided")
+    run.say(f"{within} of {len(rows)} heads shown within ±{bound}; "
+            f"{_powered(rows, s.plan.power_target, f'a shift of {bound}')} heads", outcome="held" if within else "undecided")
     assert not beyond, f"heads that move the association beyond ±{bound} across prompts: {beyond}"
 
 
@@ -128,10 +132,4 @@ def test_control_a_planted_sesoi_shift_of_one_head_is_detected_across_prompts(ru
     calls equivalent (its real prompt-to-prompt noise kept) is found by the same per-head test."""
     s = run.setup
     samples = prompt_deltas(run).reshape(s.n_layers * s.n_heads, -1)
-    control = planted_control(samples, heads(run), s.plan, family="heads", correction=s.plan.head_correction)
-    run.extend("controls", [control])
-    if not control.candidates:
-        pytest.skip("no head is called equivalent, so no 'no effect' claim needs this control")
-    run.say(f"found in {control.detected} of {control.draws} draws ({control.rate:.2f}; needed "
-            f"{control.needed})", outcome="held" if control.passed else "refuted")
-    assert control.passed, f"a planted SESOI shift was found in only {control.rate:.2f} of draws (< {control.needed})"
+    judge(run, planted_control(samples, heads(run), s.plan, family="heads", correction=s.plan.head_correction))
