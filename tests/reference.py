@@ -100,3 +100,23 @@ def llama_hidden_states(model, ids, sites=(), replace=(), scale=()):
         states.append(x)
     states[-1] = m.norm(x)
     return states
+
+
+@torch.no_grad()
+def head_outputs(model, ids):
+    """The concatenated head outputs of every block in the clean hand-written forward pass:
+    [n_layers, batch, seq, n_heads * head_dim] (what a donor contributes in activation
+    patching). Read off what `_zero` receives, so the forward passes above stay as they are."""
+    global _zero
+    seen, original = [], _zero
+
+    def recording(concat, *args, **kwargs):
+        seen.append(concat)
+        return original(concat, *args, **kwargs)
+
+    _zero = recording
+    try:
+        (gpt2_hidden_states if model.config.model_type == "gpt2" else llama_hidden_states)(model, ids)
+    finally:
+        _zero = original
+    return torch.stack(seen)
