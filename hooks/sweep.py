@@ -33,16 +33,19 @@ against its most padded prompt run alone (else: a warning, and each prompt is sw
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from hooks.ablate import ablate
 from hooks.architectures import _get, layout_of
 from hooks.blocks import Resumer, clean_run, tail
 from hooks.padding import check_mask, check_token, spans
 from hooks.silence import silence
+from hooks.values import head_values
 
 READOUTS = ("block", "final")
 ENGINES = ("fast", "naive")
@@ -69,19 +72,22 @@ class Request:
         return not bool(self.mask.all())
 
 
-def _as_int(v, what: str) -> int:
+def _is_int(v) -> bool:
+    """An int, a numpy integer or a 0-d integer tensor (not a bool)."""
     if isinstance(v, torch.Tensor):
-        if v.numel() != 1 or v.is_floating_point():
-            raise ValueError(f"{what} {v!r} must be an integer")
-        return int(v)
-    if isinstance(v, bool) or not isinstance(v, int):
+        return v.ndim == 0 and not v.is_floating_point() and v.dtype != torch.bool
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _as_int(v, what: str) -> int:
+    if not _is_int(v):
         raise ValueError(f"{what} {v!r} must be an integer")
-    return v
+    return int(v)
 
 
 def _jobs(token, batch: int, seq: int, prompt_spans: list) -> tuple[list, bool]:
     """`token` as jobs [(row, column)], and whether the result loses its leading axis."""
-    if isinstance(token, int) or (isinstance(token, torch.Tensor) and token.ndim == 0):
+    if _is_int(token):
         if batch != 1:
             raise ValueError(f"input_ids must have shape [1, seq] for one token position; got [{batch}, {seq}] "
                              f"({batch} prompts): pass token as a LongTensor of shape [{batch}], one position "
@@ -91,7 +97,11 @@ def _jobs(token, batch: int, seq: int, prompt_spans: list) -> tuple[list, bool]:
         if isinstance(token, torch.Tensor) and token.ndim != 1:
             raise ValueError(f"token has shape {list(token.shape)}: pass an int, a sequence of positions of one "
                              f"prompt, or a LongTensor [{batch}] with one position per prompt")
-        tokens = [_as_int(t, "token position") for t in token]
+        try:
+            items = list(token)
+        except TypeError:
+            raise ValueError(f"token={token!r}: pass an integer position, or a sequence of them") from None
+        tokens = [_as_int(t, "token position") for t in items]
         if not tokens:
             raise ValueError("token=[] selects nothing: pass a position or at least one in a sequence")
         if batch == 1:
@@ -145,6 +155,8 @@ def _request(layout, input_ids, token, readout, engine, layers, heads, positions
     if complement and (values is not None or donor_ids is not None):
         raise ValueError("values= / donor_ids= replace single heads; they cannot be combined with complement=True")
     if values is not None:
+        if not isinstance(values, torch.Tensor) or not values.is_floating_point():
+            raise ValueError(f"values={type(values).__name__}: pass a float tensor (see hooks.values)")
         per_head = (layout.n_layers, layout.n_heads, layout.head_dim)
         if tuple(values.shape) == per_head:
             values = values.expand(len(jobs), *per_head)
@@ -168,8 +180,6 @@ def _job_values(model, req: Request) -> torch.Tensor | None:
     """[n_jobs, n_layers, n_heads, head_dim] that replace the heads (None: zeros)."""
     if req.donor_ids is None:
         return req.values
-    from hooks.values import head_values   # hooks.values builds on hooks.ablate, which builds on silence
-
     donor = head_values(model, req.donor_ids, req.mask if req.padded else None)
     rows, tokens = zip(*req.jobs)
     return donor[list(rows), list(tokens)]
@@ -216,8 +226,6 @@ def _naive(model, layout, req: Request) -> torch.Tensor:
     """The reference: per job, the prompt alone, one plain hooked forward pass per (layer, head)."""
     if req.input_ids.shape[0] != 1 or req.padded:
         return _each_prompt_alone(model, layout, req, _naive)
-    from hooks.ablate import ablate
-
     values = _job_values(model, req)
     rows = []
     for j, (_, t) in enumerate(req.jobs):
