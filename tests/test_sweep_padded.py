@@ -165,3 +165,22 @@ def test_one_prompt_with_a_mask_keeps_the_int_shape():
         alone = sweep(model, ids[1:2, 3:], 3, "final")
     assert one.shape == (3, 4, 8, 32) and one[:, :, :3].isnan().all()
     assert_exact_with_padding(one[:, :, 3:], alone)
+
+
+@pytest.mark.parametrize("readout", ["block", "final"])
+def test_a_wrong_architecture_row_is_caught_on_a_padded_batch_with_a_donor(readout, monkeypatch):
+    """The clean probe rows ride along on the new paths too: a row that describes the block
+    tail wrongly is caught, the engine warns and falls back, and the numbers stay exact."""
+    import dataclasses
+
+    from hooks.architectures import ARCHITECTURES
+
+    model = tiny_model("llama")
+    (ids, mask), tokens = _left_and_right()["right"]
+    kw = dict(attention_mask=mask, donor_ids=ids.flip(0) * mask)
+    naive = sweep(model, ids, torch.tensor(tokens), readout, engine="naive", **kw)
+    wrong = dataclasses.replace(ARCHITECTURES["llama"], mlp_norm="self_attn.o_proj")   # shape fits, sense does not
+    monkeypatch.setitem(ARCHITECTURES, "llama", wrong)
+    with pytest.warns(RuntimeWarning, match="using the naive engine"):
+        fast = sweep(model, ids, torch.tensor(tokens), readout, **kw)
+    assert_exact_with_padding(fast, naive)

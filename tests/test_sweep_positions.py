@@ -103,3 +103,21 @@ def test_smollm2_every_position_sample(smollm2_study_input, readout):
     assert fast.shape == (9, len(layers), 9, 9, 576)
     for t, L, h in SAMPLE:
         assert_entry(fast[t, layers.index(L), h], hooked_entry(model, ids, L, h, t, readout))
+
+
+@pytest.mark.parametrize("readout", ["block", "final"])
+def test_a_wrong_architecture_row_is_caught_at_every_position(readout, monkeypatch):
+    """The clean probe rows ride along with every token's rows: a row that describes the
+    block tail wrongly is caught, the engine warns and falls back, the numbers stay exact."""
+    import dataclasses
+
+    from hooks.architectures import ARCHITECTURES
+
+    model = tiny_model("gpt2")
+    ids = random_ids(7)
+    naive = sweep(model, ids, [6, 0, 3], readout, engine="naive")
+    wrong = dataclasses.replace(ARCHITECTURES["gpt2"], mlp_norm="attn.c_proj")   # shape fits, sense does not
+    monkeypatch.setitem(ARCHITECTURES, "gpt2", wrong)
+    with pytest.warns(RuntimeWarning, match="using the naive engine"):
+        fast = sweep(model, ids, [6, 0, 3], readout)
+    assert_exact(fast, naive)
