@@ -26,7 +26,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 from hooks import sweep
