@@ -6,16 +6,20 @@ Run with:  python -m pytest tests/test_patching_benchmarks.py --benchmark-only -
 
 (a) GPT-2 Large shape, random weights (36 x 20 heads, width 1280), 9 tokens: all 6,480
     (position, layer, head) zero ablations, readout "final", in a FRESH subprocess that
-    builds the model and runs the fast sweep (timed; then its peak resident memory is
-    read). The plain loop -- one hooked forward pass per (position, layer, head) -- is timed
-    on a subset, positions 0, 4, 8 x layers 0, 17, 35 x heads 0, 19 (18 passes), once
-    before and once after the fast sweep (mean of both), and scaled x360 to all 6,480
-    (every plain pass costs the same: one forward pass of the 9 tokens) -- printed as
-    scaled. Targets: >= 15x, peak resident memory < 8 GB.
+    builds the model, then per position t: the fast sweep of all 720 (layer, head) at t
+    (timed), and 2 passes of the plain loop -- one hooked forward pass per (position,
+    layer, head) -- at t (timed; layers 0, 17, 35 and heads 0, 19 in turn). Interleaved,
+    both sides see the same machine load (this machine is shared). The 18 plain passes
+    are scaled x360 to all 6,480 (every plain pass costs the same: one forward pass of the
+    9 tokens) -- printed as scaled. The 9 fast calls do the work of the one call
+    sweep(model, ids, range(9), "final") plus 8 extra clean passes: an upper bound on
+    it. Peak resident memory is read with all 6,480 results held. Targets: >= 15x,
+    peak resident memory < 8 GB.
 (b) 24 prompts of different lengths (6-14 tokens, random ids, right padding) as ONE padded
     batch against 24 separate sweeps of the prompts alone, readout "block" (the across-
     prompt study's readout), every (layer, head), token in the middle of each prompt:
-    GPT-2 Large shape, and SmolLM2-135M-Instruct on the study's 24 prompt variants.
+    GPT-2 Large shape (2 rounds), and SmolLM2-135M-Instruct on the study's 24 prompt
+    variants (3 rounds); the two sides alternate and the fastest round of each counts.
     Target: >= 3x.
 """
 from __future__ import annotations
@@ -46,27 +50,23 @@ EVERY_POSITION_SCRIPT = textwrap.dedent("""
     rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB -> GiB
     model = gpt2_large_shape()
     ids = torch.randint(0, 50257, (1, 9), generator=torch.Generator().manual_seed(0))
-    report = {{"after_build_gib": rss()}}
-    tokens, layers, heads = [0, 4, 8], [0, 17, 35], [0, 19]
-    def plain():
+    report = {{"after_build_gib": rss(), "fast_s": 0.0, "naive_part_s": 0.0, "naive_passes": 0}}
+    layers, heads = [0, 17, 35], [0, 19]
+    fast, worst = [], 0.0
+    for t in range(9):
         start = time.perf_counter()
-        out = sweep(model, ids, tokens, "final", layers=layers, heads=heads, engine="naive")
-        return out, time.perf_counter() - start
-    # The plain subset is timed before AND after the fast sweep (mean of both), so a change
-    # in the machine's load during the long fast run weighs on both sides alike.
-    _, before_s = plain()
-    start = time.perf_counter()
-    fast = sweep(model, ids, range(9), "final")
-    report["fast_s"] = time.perf_counter() - start
+        fast.append(sweep(model, ids, [t], "final")[0])                      # [36, 20, 9, 1280]
+        report["fast_s"] += time.perf_counter() - start
+        for L, h in [(layers[t % 3], heads[0]), (layers[(t + 1) % 3], heads[1])]:
+            start = time.perf_counter()
+            naive = sweep(model, ids, t, "final", layers=[L], heads=[h], engine="naive")[0, 0]
+            report["naive_part_s"] += time.perf_counter() - start
+            report["naive_passes"] += 1
+            err = (fast[-1][L, h] - naive).abs().max().item() / max(1.0, naive.abs().max().item())
+            worst = max(worst, err)
     report["after_fast_gib"] = rss()
-    naive, after_s = plain()
-    report["naive_part_s"] = (before_s + after_s) / 2
-    report["naive_part_before_after_s"] = [before_s, after_s]
-    report["naive_passes"] = len(tokens) * len(layers) * len(heads)
-    part = fast[tokens][:, layers][:, :, heads]
-    err = (part - naive).abs().amax(dim=(-2, -1))
-    report["max_relative_error"] = (err / naive.abs().amax(dim=(-2, -1)).clamp(min=1.0)).max().item()
-    report["entries"] = fast.shape[0] * fast.shape[1] * fast.shape[2]
+    report["max_relative_error"] = worst
+    report["entries"] = sum(f.shape[0] * f.shape[1] for f in fast)
     print(json.dumps(report))
 """)
 
@@ -88,9 +88,8 @@ def test_gpt2_large_shape_every_position(benchmark):
                                 max_relative_error=report["max_relative_error"])
     print(f"\n[GPT-2 Large shape, {report['entries']} (position, layer, head) zero ablations, readout=final, "
           f"fresh process] fast {report['fast_s']:.1f} s; plain loop {naive_s:.0f} s (timed on "
-          f"{report['naive_passes']} passes: {report['naive_part_s']:.1f} s, mean of "
-          f"{report['naive_part_before_after_s'][0]:.1f} s before and {report['naive_part_before_after_s'][1]:.1f} s "
-          f"after the fast sweep, scaled x{scale:g}): speedup "
+          f"{report['naive_passes']} passes interleaved with the 9 fast calls: {report['naive_part_s']:.1f} s, "
+          f"scaled x{scale:g}): speedup "
           f"{ratio:.1f}x; peak RSS {peak:.2f} GiB (model built: {report['after_build_gib']:.2f} GiB); "
           f"max relative error {report['max_relative_error']:.2g}")
     assert report["max_relative_error"] <= 1e-5
@@ -108,28 +107,39 @@ def _right_padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def _compare_padded(benchmark, model, rows: list[list[int]], label: str) -> float:
-    """Time one padded-batch sweep (under `benchmark`) and 24 separate sweeps; check and print."""
+def _compare_padded(benchmark, model, rows: list[list[int]], label: str, rounds: int) -> float:
+    """Time one padded-batch sweep and 24 separate sweeps, alternating, `rounds` times each;
+    the fastest round of each side counts (this machine is shared: a round can be slowed
+    several-fold by other processes, the fastest is the closest to the code's own cost)."""
     ids, mask = _right_padded(rows)
     tokens = [len(r) // 2 for r in rows]
     sweep(model, ids[:1, :len(rows[0])], tokens[0], "block")                   # warm the process
-    batched = benchmark.pedantic(lambda: sweep(model, ids, torch.tensor(tokens), "block", attention_mask=mask),
-                                 rounds=1, iterations=1)
-    batched_s = benchmark.stats.stats.max
-    start = time.perf_counter()
-    alone = [sweep(model, ids[b:b + 1, :len(r)], tokens[b], "block") for b, r in enumerate(rows)]
-    separate_s = time.perf_counter() - start
+    batched_times, separate_times = [], []
+
+    def batched_round():
+        start = time.perf_counter()
+        out = sweep(model, ids, torch.tensor(tokens), "block", attention_mask=mask)
+        batched_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        alone = [sweep(model, ids[b:b + 1, :len(r)], tokens[b], "block") for b, r in enumerate(rows)]
+        separate_times.append(time.perf_counter() - start)
+        return out, alone
+
+    batched, alone = benchmark.pedantic(batched_round, rounds=rounds, iterations=1)
+    batched_s, separate_s = min(batched_times), min(separate_times)
     worst = 0.0
     for b, one in enumerate(alone):
         err = (batched[b, :, :, :len(rows[b])] - one).abs().amax(dim=(-2, -1))
         worst = max(worst, (err / one.abs().amax(dim=(-2, -1)).clamp(min=1.0)).max().item())
     ratio = separate_s / batched_s
     lengths = sorted(len(r) for r in rows)
-    benchmark.extra_info.update(batched_s=round(batched_s, 2), separate_s=round(separate_s, 2),
-                                speedup=round(ratio, 1), lengths=lengths, max_relative_error=worst)
+    benchmark.extra_info.update(batched_s=[round(v, 2) for v in batched_times],
+                                separate_s=[round(v, 2) for v in separate_times], speedup=round(ratio, 1),
+                                lengths=lengths, max_relative_error=worst)
     print(f"\n[{label}, {len(rows)} prompts of {lengths[0]}-{lengths[-1]} tokens, readout=block] one padded "
-          f"batch {batched_s:.2f} s, {len(rows)} separate sweeps {separate_s:.2f} s: speedup {ratio:.1f}x; "
-          f"max relative error {worst:.2g}")
+          f"batch {batched_s:.2f} s, {len(rows)} separate sweeps {separate_s:.2f} s (fastest of {rounds} "
+          f"alternating rounds: {', '.join(f'{v:.1f}' for v in batched_times)} s vs "
+          f"{', '.join(f'{v:.1f}' for v in separate_times)} s): speedup {ratio:.1f}x; max relative error {worst:.2g}")
     assert worst <= 1e-5
     return ratio
 
@@ -139,7 +149,7 @@ def test_gpt2_large_shape_padded_batch(benchmark):
     g = torch.Generator().manual_seed(1)
     lengths = [6 + (5 * b) % 9 for b in range(24)]                              # 6..14 tokens
     rows = [torch.randint(0, 50257, (n,), generator=g).tolist() for n in lengths]
-    ratio = _compare_padded(benchmark, model, rows, "GPT-2 Large shape")
+    ratio = _compare_padded(benchmark, model, rows, "GPT-2 Large shape", rounds=2)
     assert ratio >= PADDED_TARGET, f"{ratio:.1f}x is below the {PADDED_TARGET:g}x target"
 
 
@@ -147,8 +157,13 @@ def test_smollm2_study_prompts_padded_batch(benchmark):
     from models.loading import SMOLLM2, load, resolve
 
     model, tokenizer = load(resolve(SMOLLM2))
+    # The loader leaves float32 weights memory-mapped from the safetensors file (file-backed
+    # pages, which the kernel may drop under memory pressure and re-read mid-run on this
+    # shared machine); copy them into the process so that cannot add to either side.
+    for parameter in model.parameters():
+        parameter.data = parameter.data.clone()
     lines = (ROOT / "tests" / "data" / "prompts.txt").read_text().splitlines()
     sentences = [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
     rows = [tokenizer(s).input_ids for s in sentences]
-    ratio = _compare_padded(benchmark, model, rows, "SmolLM2-135M-Instruct, the study's prompt variants")
+    ratio = _compare_padded(benchmark, model, rows, "SmolLM2-135M-Instruct, the study's prompt variants", rounds=3)
     assert ratio >= PADDED_TARGET, f"{ratio:.1f}x is below the {PADDED_TARGET:g}x target"
