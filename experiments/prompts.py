@@ -1,5 +1,6 @@
 """Every single-head ablation measured on prompts of the set (experiments/prompt_set.py),
-paired: each prompt is its own clean control. A chunk of prompts is a shard of a run.
+paired: each prompt is its own clean control. A chunk of prompts is a shard of a run, swept
+as one padded batch (hooks.sweep with attention_mask: each prompt exactly as if alone).
 
     chunk = measure_chunk(model, prompts, [0, 1, 2, 3], "zero")       # PromptChunk
     chunk.deltas                                                      # [n_layers, n_heads, 4]
@@ -7,7 +8,9 @@ paired: each prompt is its own clean control. A chunk of prompts is a shard of a
 Ablations (what replaces head h of block L at the silenced token):
     zero      zeros (the seed's silencing)
     mean      the head's output averaged over EVERY position of EVERY prompt of the set
-    resample  the head's output at the silenced token of the NEXT prompt of the set
+    resample  the head's output at the silenced token of the NEXT prompt of the set (where
+              both prompts have the same words up to the token, that is the head's own value:
+              nothing changes, and the manipulation check leaves that pair out)
               (prompt p takes it from prompt p + 1, the last from the first)
 """
 from __future__ import annotations
@@ -19,8 +22,9 @@ import torch
 
 from experiments.prompt_set import ABLATIONS
 from experiments.question import Prompt
-from hooks import capture_heads, layout_of, sweep
-from metrics.similarity import block_outputs, cosine
+from hooks import sweep
+from hooks.values import head_values, mean_values
+from metrics.similarity import cosine
 
 @dataclass(frozen=True)
 class PromptChunk:
@@ -29,6 +33,9 @@ class PromptChunk:
     clean:   [n_layers, len(indices)]            clean cosine at block L's output
     deltas:  [n_layers, n_heads, len(indices)]   ablated - clean, head h of block L at the token
     token_changed: [n_layers, n_heads, len(indices)] bool: the token's vector moved
+    value_changed: [n_layers, n_heads, len(indices)] bool: the ablation replaced the head's
+        clean value by another one (resampling from a prompt with the same words up to the
+        token replaces it by itself: a causal model gives both the same value there)
     """
 
     indices: tuple
@@ -36,33 +43,27 @@ class PromptChunk:
     clean: np.ndarray
     deltas: np.ndarray
     token_changed: np.ndarray
+    value_changed: np.ndarray
+
+
+def padded(prompts: list[Prompt], device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids [B, S], attention_mask [B, S], silenced token [B]) of prompts, right-padded:
+    columns are each prompt's own positions, so its words' indices hold as they are."""
+    width = max(len(p.tokens.ids) for p in prompts)
+    ids = torch.zeros(len(prompts), width, dtype=torch.long, device=device)
+    mask = torch.zeros(len(prompts), width, dtype=torch.long, device=device)
+    for b, p in enumerate(prompts):
+        ids[b, :len(p.tokens.ids)] = torch.tensor(p.tokens.ids)
+        mask[b, :len(p.tokens.ids)] = 1
+    return ids, mask, torch.tensor([p.token for p in prompts], device=device)
 
 
 @torch.no_grad()
 def head_means(model, prompts: list[Prompt]) -> torch.Tensor:
     """[n_layers, n_heads, head_dim]: each head's output averaged over every position of
     every prompt (what mean ablation puts in its place; units of the head outputs)."""
-    layout = layout_of(model)
-    device = next(model.parameters()).device
-    total = torch.zeros(layout.n_layers, layout.n_heads, layout.head_dim)
-    count = 0
-    for p in prompts:
-        with capture_heads(model) as seen:
-            model(torch.tensor([p.tokens.ids], device=device))
-        for L, heads in seen:
-            total[L] += heads[0].sum(0).cpu()
-        count += len(p.tokens.ids)
-    return total / count
-
-
-@torch.no_grad()
-def heads_at_token(model, prompt: Prompt) -> torch.Tensor:
-    """[n_layers, n_heads, head_dim]: every head's output at the prompt's silenced token
-    (what resample ablation gives to the previous prompt of the set)."""
-    device = next(model.parameters()).device
-    with capture_heads(model) as seen:
-        model(torch.tensor([prompt.tokens.ids], device=device))
-    return torch.stack([heads[0, prompt.token].cpu() for _, heads in seen])
+    ids, mask, _ = padded(prompts, next(model.parameters()).device)
+    return mean_values(model, ids, mask).cpu()
 
 
 def donor_of(index: int, n_prompts: int) -> int:
@@ -73,27 +74,34 @@ def donor_of(index: int, n_prompts: int) -> int:
 @torch.no_grad()
 def measure_chunk(model, prompts: list[Prompt], indices, ablation: str = "zero", engine: str = "fast",
                   means: torch.Tensor | None = None) -> PromptChunk:
-    """Per prompt of the chunk: one clean pass and the sweep of every single-head ablation
-    (block readout). `means` [n_layers, n_heads, head_dim] is required for mean ablation."""
+    """Every single-head ablation on the chunk's prompts, as ONE padded batch through the
+    engine (block readout). `means` [n_layers, n_heads, head_dim] is required for mean ablation."""
     if ablation not in ABLATIONS:
         raise ValueError(f"ablation={ablation!r}: use one of {ABLATIONS}")
     if ablation == "mean" and means is None:
         raise ValueError("mean ablation needs the set's head means (experiments.prompts.head_means)")
     device = next(model.parameters()).device
+    chosen = [prompts[i] for i in indices]
+    ids, mask, token = padded(chosen, device)
+    values = None
+    if ablation == "mean":
+        values = means.to(device)
+    elif ablation == "resample":
+        donors = [prompts[donor_of(i, len(prompts))] for i in indices]
+        d_ids, d_mask, d_token = padded(donors, device)
+        values = head_values(model, d_ids, d_mask)[torch.arange(len(donors)), d_token]   # [B, L, H, hd]
+    own = head_values(model, ids, mask)[torch.arange(len(chosen)), token]                  # [B, L, H, hd]
+    replaced = torch.zeros_like(own) if values is None else values.expand_as(own)
+    value_changed = (replaced != own).any(-1).permute(1, 2, 0).cpu().numpy()               # [L, H, B]
+    states = torch.stack(model(ids, attention_mask=mask, output_hidden_states=True).hidden_states[1:], 1).float()
+    swept = sweep(model, ids, token, "block", attention_mask=mask, values=values, engine=engine)  # [B, L, H, S, d]
     clean, deltas, changed = [], [], []
-    for i in indices:
-        p = prompts[i]
-        values = {"zero": None, "mean": means,
-                  "resample": heads_at_token(model, prompts[donor_of(i, len(prompts))]) if ablation == "resample"
-                  else None}[ablation]
-        ids = torch.tensor([p.tokens.ids], device=device)
-        states = block_outputs(model(ids, output_hidden_states=True).hidden_states)
-        pair = p.tested
-        c = cosine(states, pair.i, pair.j).cpu().double()
-        swept = sweep(model, ids, p.token, "block", engine=engine,
-                      values=None if values is None else values.to(device))
-        s = cosine(swept, pair.i, pair.j).cpu().double()
+    for b, p in enumerate(chosen):
+        pair, t = p.tested, p.token
+        c = cosine(states[b], pair.i, pair.j).cpu().double()                  # [n_layers]
+        s = cosine(swept[b], pair.i, pair.j).cpu().double()                   # [n_layers, n_heads]
         clean.append(c.numpy())
         deltas.append((s - c[:, None]).numpy())
-        changed.append((swept[:, :, p.token] != states[:, None, p.token]).any(-1).cpu().numpy())
-    return PromptChunk(tuple(indices), ablation, np.stack(clean, -1), np.stack(deltas, -1), np.stack(changed, -1))
+        changed.append((swept[b][:, :, t] != states[b][:, None, t]).any(-1).cpu().numpy())
+    return PromptChunk(tuple(indices), ablation, np.stack(clean, -1), np.stack(deltas, -1), np.stack(changed, -1),
+                       value_changed)

@@ -3,7 +3,10 @@
 Public API:
     silence(model, layer, head, token)         context manager, zeroes one head at one token
     silence(model, sites=[(L, h, t), ...])     several sites at once
-    sweep(model, input_ids, token, readout)    every single-head silencing at once
+    sweep(model, input_ids, token, readout)    every single-head silencing at once (several tokens,
+                                               a padded batch, values= or donor_ids= for patching)
+    head_values(model, input_ids, mask)        every head's clean output at every position
+    mean_values / resample_values              what mean / resample ablation put in a head's place
     ablate(model, layer, heads, token, value)  replace heads by a vector (zeros) at one/every token
     scale_block(model, layer, factor, token)   scale a block's update of the residual stream
     capture_heads(model)                       record every block's head outputs
@@ -14,6 +17,7 @@ from hooks.ablate import ablate, capture_heads
 from hooks.scale import scale_block
 from hooks.silence import Site, silence
 from hooks.sweep import sweep
+from hooks.values import derangement, head_values, mean_values, resample_values
 
-__all__ = ["ARCHITECTURES", "Layout", "Site", "UnsupportedArchitecture", "ablate", "capture_heads", "layout_of",
-           "scale_block", "silence", "sweep"]
+__all__ = ["ARCHITECTURES", "Layout", "Site", "UnsupportedArchitecture", "ablate", "capture_heads", "derangement",
+           "head_values", "layout_of", "mean_values", "resample_values", "scale_block", "silence", "sweep"]

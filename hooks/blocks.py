@@ -3,9 +3,9 @@
 Nothing here re-implements attention, a norm or an MLP: every computation calls the
 model's own submodules, found by the names in the family's `Architecture` row.
 
-    clean_run(model, layout, input_ids, token)      one clean forward, plus what the sweep reuses
-    tail(model, layout, run, layer, heads)          block `layer`'s output at `token`, per silenced head
-    Resumer(model, layout, run).block(k, x)         block k on positions token.. of many rows at once
+    clean_run(model, layout, input_ids, cache)      one clean forward of a batch, plus what the sweep reuses
+    tail(model, layout, run, layer, heads, sites)   block `layer`'s output at sites (prompt, token), per edited head
+    Resumer(model, layout, run, row, token).block(k, x)   block k on positions token.. of one prompt, many rows at once
 """
 from __future__ import annotations
 
@@ -14,18 +14,20 @@ from dataclasses import dataclass
 import torch
 
 from hooks.architectures import Layout, _get
+from hooks.padding import position_ids, spans
 
 
 @dataclass
 class CleanRun:
-    """What one clean forward pass leaves behind for the sweep to reuse."""
+    """What one clean forward pass of a batch [B, seq] leaves behind for the sweep to reuse."""
 
-    token: int
-    hidden: tuple        # hidden_states of the clean pass, each [1, seq, d]
-    block_in: list       # block L's input, [1, seq, d] (hidden[L] for every L)
-    block_out: list      # block L's output before any final norm, [1, seq, d]
-    heads_in: list       # input of block L's output projection at `token`, [width]
+    hidden: tuple        # hidden_states of the clean pass, each [B, seq, d]
+    block_in: list       # block L's input, [B, seq, d] (hidden[L] for every L)
+    block_out: list      # block L's output before any final norm, [B, seq, d]
+    heads_in: list       # input of block L's output projection (the heads), [B, seq, width]
     cache: object        # the clean pass's keys/values of every layer and position (a DynamicCache), or None
+    spans: list          # per prompt (start, end): its real tokens are columns start..end-1
+    position_ids: torch.Tensor   # [B, seq]: each column's position within its own prompt
 
 
 def full_cache():
@@ -44,8 +46,13 @@ def _as_tensor(out):
 
 
 @torch.no_grad()
-def clean_run(model, layout: Layout, input_ids: torch.Tensor, token: int, cache: bool) -> CleanRun:
-    """One clean forward pass with hooks that record block inputs/outputs and heads at `token`."""
+def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
+              attention_mask: torch.Tensor | None = None) -> CleanRun:
+    """One clean forward pass with hooks that record block inputs/outputs and the heads.
+
+    attention_mask: bool [B, seq] of a padded batch (hooks/padding.check_mask), or None (no
+    padding). With padding, each prompt is numbered from 0 as if it were alone.
+    """
     blocks = layout.blocks(model)
     n = layout.n_layers
     block_in, block_out, heads_in = [None] * n, [None] * n, [None] * n
@@ -59,21 +66,27 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, token: int, cache:
                 block_out[L] = _as_tensor(out).detach()
 
             def proj_pre(module, args, L=L):
-                heads_in[L] = args[0][0, token].detach().clone()
+                heads_in[L] = args[0].detach()
 
             handles.append(blocks[L].register_forward_pre_hook(pre, with_kwargs=True))
             handles.append(blocks[L].register_forward_hook(post, with_kwargs=True))
             handles.append(layout.out_proj(model, L).register_forward_pre_hook(proj_pre))
         base = _get(model, layout.arch.blocks.rsplit(".", 1)[0])   # the model without its LM head
+        if attention_mask is None:
+            mask = torch.ones(input_ids.shape, dtype=torch.bool, device=input_ids.device)
+            positions, padded = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids), {}
+        else:
+            mask, positions = attention_mask, position_ids(attention_mask)
+            padded = dict(attention_mask=mask.long(), position_ids=positions)
         # A DynamicCache built without the config keeps every position of every layer: the
         # one the model would build drops all but the last window of a sliding layer's
         # keys, and the Resumer needs those of positions < token.
         kv = full_cache() if cache else None
-        out = base(input_ids, output_hidden_states=True, use_cache=cache, cache=kv)
+        out = base(input_ids, output_hidden_states=True, use_cache=cache, cache=kv, **padded)
     finally:
         for handle in handles:
             handle.remove()
-    return CleanRun(token, tuple(out.hidden_states), block_in, block_out, heads_in, kv)
+    return CleanRun(tuple(out.hidden_states), block_in, block_out, heads_in, kv, spans(mask), positions)
 
 
 def _maybe(block, name):
@@ -81,15 +94,16 @@ def _maybe(block, name):
 
 
 @torch.no_grad()
-def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int],
+def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int], sites: tuple,
          complement: bool = False, values: torch.Tensor | None = None) -> torch.Tensor:
-    """Block `layer`'s output at position `token`, with each of `heads` silenced there
-    (complement=True: every head of the block BUT that one silenced; values [n_heads,
-    head_dim]: head h replaced by values[h] instead of zeros -- mean ablation).
+    """Block `layer`'s output at each site, with each of `heads` silenced there
+    (complement=True: every head of the block BUT that one silenced; values [n_sites,
+    n_heads, head_dim]: head h at site i replaced by values[i, h] instead of zeros).
 
-    Returns [len(heads) + 1, d]: one row per head, then a CLEAN row (nothing zeroed) that
-    the caller compares with the clean pass to check that this family's row in
-    ARCHITECTURES describes its block correctly.
+    sites: (rows, tokens), two LongTensors [n_sites]: prompt rows[i] at column tokens[i].
+    Returns [n_sites, len(heads) + 1, d]: per site one row per head, then a CLEAN row
+    (nothing edited) that the caller compares with the clean pass to check that this
+    family's row in ARCHITECTURES describes its block correctly.
 
     Why this is exact: silencing head h of block L at token t changes nothing before the
     output projection of block L, and after it only position t (the rest of the block is
@@ -99,20 +113,23 @@ def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int],
     """
     arch, hd = layout.arch, layout.head_dim
     block = layout.blocks(model)[layer]
-    z = run.heads_in[layer].expand(len(heads) + 1, -1).clone()
+    rows, tokens = sites
+    # [n_sites, len(heads) + 1, width]: the sites are the batch, their edited copies the "sequence"
+    # (everything after the output projection is position-wise, so rows never mix).
+    z = run.heads_in[layer][rows, tokens][:, None].expand(-1, len(heads) + 1, -1).clone()
     for i, h in enumerate(heads):
         if complement:
-            kept = z[i, h * hd:(h + 1) * hd].clone()
-            z[i] = 0
-            z[i, h * hd:(h + 1) * hd] = kept
+            kept = z[:, i, h * hd:(h + 1) * hd].clone()
+            z[:, i] = 0
+            z[:, i, h * hd:(h + 1) * hd] = kept
         else:
-            z[i, h * hd:(h + 1) * hd] = 0 if values is None else values[h].to(z.dtype)
-    x = run.block_in[layer][0, run.token]
-    attn = _maybe(block, arch.attn_out_norm)(layout.out_proj(model, layer)(z[:, None, :]))
+            z[:, i, h * hd:(h + 1) * hd] = 0 if values is None else values[:, h].to(z.dtype)
+    x = run.block_in[layer][rows, tokens][:, None]          # [n_sites, 1, d]: the block's clean input
+    attn = _maybe(block, arch.attn_out_norm)(layout.out_proj(model, layer)(z))
     mid = x + attn
-    # Parallel blocks feed the MLP the block input, the same for every row.
-    mlp = _as_tensor(_get(block, arch.mlp)(_maybe(block, arch.mlp_norm)(x[None, None] if layout.parallel else mid)))
-    return (mid + _maybe(block, arch.mlp_out_norm)(mlp))[:, 0]
+    # Parallel blocks feed the MLP the block input, the same for every edited copy.
+    mlp = _as_tensor(_get(block, arch.mlp)(_maybe(block, arch.mlp_norm)(x if layout.parallel else mid)))
+    return mid + _maybe(block, arch.mlp_out_norm)(mlp)
 
 
 def mask_builders() -> dict:
@@ -138,40 +155,48 @@ def why_not_resumable(model, layout: Layout) -> str:
 
 
 class Resumer:
-    """Run the model's own blocks on positions token..seq-1 only, for a batch of rows.
+    """Run the model's own blocks on columns token..end-1 of one prompt (row) of the clean
+    batch only, for a batch of rows (edited copies of that prompt).
 
     Positions < token are identical in the clean and in every silenced pass (nothing
     flows backwards), so their keys/values from the clean pass's cache serve every row:
-    each block call gets a fresh cache whose layer k holds the clean keys/values of
-    positions < token (broadcast over the rows; ALL of them, also in a sliding-window
-    layer: the mask, not the cache, limits what a query sees), the mask transformers builds
-    for that layer's attention kind (full or sliding window, in the format the model's
-    attention implementation wants) and, for rotary families, the model's rotary
-    embedding at positions token.. (Gemma-3: the one for that layer's kind).
-    Check first with why_not_resumable.
+    each block call gets a fresh cache whose layer k holds the clean keys/values of the
+    prompt's columns start..token-1 (broadcast over the rows; padding columns are left out,
+    so the prompt is resumed exactly as if it were alone; ALL of them, also in a
+    sliding-window layer: the mask, not the cache, limits what a query sees), the mask
+    transformers builds for that layer's attention kind (full or sliding window, in the
+    format the model's attention implementation wants) and, for rotary families, the
+    model's rotary embedding at the prompt's own positions of columns token.. (Gemma-3:
+    the one for that layer's kind). Check first with why_not_resumable.
     """
 
-    def __init__(self, model, layout: Layout, run: CleanRun):
+    def __init__(self, model, layout: Layout, run: CleanRun, row: int, token: int):
         self.model, self.layout, self.run = model, layout, run
         self.blocks = layout.blocks(model)
-        x = run.hidden[0][:, run.token:]
-        self.positions = torch.arange(run.token, run.hidden[0].shape[1], device=x.device)[None]
+        self.row, self.token = row, token
+        self.start, self.end = run.spans[row]
+        self.positions = run.position_ids[row:row + 1, token:self.end]
         builders = mask_builders()
         self.masks = [builders[kind] for kind in layout.kinds]
-        self.rotary = {}                   # attention kind -> (cos, sin) at positions token..
+        self.rotary = {}                   # attention kind -> (cos, sin) at the positions resumed
         if layout.arch.rotary:
             rotary = _get(model, layout.arch.rotary)
+            x = self.window(run.hidden[0])
             for kind in set(layout.kinds):
                 self.rotary[kind] = rotary(x, self.positions, *([kind] if layout.arch.rotary_per_kind else []))
 
+    def window(self, x: torch.Tensor) -> torch.Tensor:
+        """The columns this resumer runs, of a clean [B, seq, ...] tensor: [1, end - token, ...]."""
+        return x[self.row:self.row + 1, self.token:self.end]
+
     @torch.no_grad()
     def block(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        """x: [rows, seq - token, d], the input of block k at positions token.. -> its output."""
-        rows, t = x.shape[0], self.run.token
+        """x: [rows, end - token, d], the input of block k at columns token.. -> its output."""
+        rows = x.shape[0]
         cache = full_cache()
-        if t > 0:
+        if self.token > self.start:
             clean = self.run.cache.layers[k]
-            keys, values = clean.keys[:, :, :t], clean.values[:, :, :t]
+            keys, values = (c[self.row:self.row + 1, :, self.start:self.token] for c in (clean.keys, clean.values))
             cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), k)
         mask = self.masks[k](config=self.model.config, inputs_embeds=x, attention_mask=None,
                              cache=cache, position_ids=self.positions, layer_idx=k)

@@ -1,53 +1,141 @@
-"""`sweep`: every single-head silencing of a model at one token, as one tensor.
+"""`sweep`: every single-head intervention of a model at one token, as one tensor.
 
     states = sweep(model, input_ids, token=4)          # [n_layers, n_heads, seq, d_model]
     states[L, h]  ==  hidden_states[L + 1] of a forward pass inside silence(model, L, h, 4)
 
-engine="naive" is the reference: one plain silenced forward pass per (layer, head).
-engine="fast" gives the same numbers (to float32 rounding) from far less work, because
-silencing head h of block L at token t changes nothing before block L's output
-projection, and nothing at positions < t anywhere:
+`token` may also be several positions of one prompt (a leading axis, one entry per
+position), or one position per prompt of a padded batch (a leading axis, one entry per
+prompt); `values=` / `donor_ids=` put given vectors or a donor prompt's head outputs in
+place of the zeros. Each entry of that leading axis is a JOB (prompt row, token column).
 
-- readout="block": one clean forward pass, then per block L only the part of block L
-  after its output projection, at position t, for all heads at once (hooks/blocks.tail).
-  Every other position of hidden_states[L+1] is the clean one.
+engine="naive" is the reference: each prompt cut out of its batch alone, one plain hooked
+forward pass per (job, layer, head). engine="fast" gives the same numbers (to float32
+rounding) from far less work, because editing head h of block L at token t changes
+nothing before block L's output projection, and nothing at positions < t anywhere:
+
+- One clean forward pass of the whole batch (padded prompts numbered from 0 each, so each
+  row is its prompt's own clean pass).
+- readout="block": per block L only the part of block L after its output projection, at
+  each job's token, for all jobs and heads at once (hooks/blocks.tail). Every other
+  position of hidden_states[L+1] is the clean one.
 - readout="final": the block-L rows of "block" are block L's output at positions t..
-  (t silenced, the rest clean); they then run through blocks L+1.. at positions t.. only,
-  reusing the clean keys/values of positions < t (hooks/blocks.Resumer). Rows of all
-  requested layers travel together ("wavefront"): block k runs once on the rows of every
-  layer < k, so each block's weights are used in one large batch, not one per (L, h).
-  Sliding-window layers resume too: the mask of each layer's kind limits what a query sees.
+  (t edited, the rest clean); per job they then run through blocks L+1.. at that prompt's
+  positions t.. only, reusing its clean keys/values of positions < t
+  (hooks/blocks.Resumer; sliding-window layers too: the mask of each layer's kind limits
+  what a query sees). Rows of all requested layers travel together ("wavefront"):
+  block k runs once on the rows of every layer < k, so each block's weights are used in
+  one large batch, not one per (L, h).
 
-Each fast computation carries one clean row beside the silenced ones; if that row does
-not reproduce the clean pass (a family whose block the Architecture row describes
-wrongly), the fast engine warns and falls back to the naive one.
+Each fast computation carries one clean row beside the edited ones; if that row does not
+reproduce the clean pass (a family whose block the Architecture row describes wrongly),
+the fast engine warns and falls back to the naive one. A padded batch is also checked
+against its most padded prompt run alone (else: a warning, and each prompt is swept alone).
 """
 from __future__ import annotations
 
+import dataclasses
+import numbers
 import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from hooks.ablate import ablate
 from hooks.architectures import _get, layout_of
 from hooks.blocks import Resumer, clean_run, tail, why_not_resumable
+from hooks.padding import check_mask, check_token, spans
 from hooks.silence import silence
+from hooks.values import head_values
 
 READOUTS = ("block", "final")
 ENGINES = ("fast", "naive")
 
 
-def _check_args(layout, input_ids, token, readout, engine, layers, heads, positions):
+@dataclass(frozen=True)
+class Request:
+    """One checked sweep: what to compute, for which (prompt row, token column) jobs."""
+
+    input_ids: torch.Tensor          # [B, S]
+    mask: torch.Tensor               # bool [B, S]: True at real tokens
+    spans: list                      # per prompt (start, end): its real tokens are columns start..end-1
+    jobs: list                       # (row, token column), one per entry of the result's leading axis
+    readout: str
+    layers: list
+    heads: list
+    positions: list                  # columns of input_ids to return
+    complement: bool
+    values: torch.Tensor | None      # [n_jobs, n_layers, n_heads, head_dim]; None: zeros (or the donor's)
+    donor_ids: torch.Tensor | None   # [B, S]: each job's values come from its clean run at (row, token)
+
+    @property
+    def padded(self) -> bool:
+        return not bool(self.mask.all())
+
+
+def _is_int(v) -> bool:
+    """An int, a numpy integer or a 0-d integer tensor (not a bool)."""
+    if isinstance(v, torch.Tensor):
+        return v.ndim == 0 and not v.is_floating_point() and v.dtype != torch.bool
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _as_int(v, what: str) -> int:
+    if not _is_int(v):
+        raise ValueError(f"{what} {v!r} must be an integer")
+    return int(v)
+
+
+def _jobs(token, batch: int, seq: int, prompt_spans: list) -> tuple[list, bool]:
+    """`token` as jobs [(row, column)], and whether the result loses its leading axis."""
+    if _is_int(token):
+        if batch != 1:
+            raise ValueError(f"input_ids must have shape [1, seq] for one token position; got [{batch}, {seq}] "
+                             f"({batch} prompts): pass token as a LongTensor of shape [{batch}], one position "
+                             "per prompt")
+        jobs, squeeze = [(0, _as_int(token, "token position"))], True
+    else:
+        if isinstance(token, torch.Tensor) and token.ndim != 1:
+            raise ValueError(f"token has shape {list(token.shape)}: pass an int, a sequence of positions of one "
+                             f"prompt, or a LongTensor [{batch}] with one position per prompt")
+        try:
+            items = list(token)
+        except TypeError:
+            raise ValueError(f"token={token!r}: pass an integer position, or a sequence of them") from None
+        tokens = [_as_int(t, "token position") for t in items]
+        if not tokens:
+            raise ValueError("token=[] selects nothing: pass a position or at least one in a sequence")
+        if batch == 1:
+            twice = sorted({t for t in tokens if tokens.count(t) > 1})
+            if twice:
+                raise ValueError(f"token positions {twice} appear more than once in token={tokens}: "
+                                 "pass each position once")
+            jobs = [(0, t) for t in tokens]
+        elif len(tokens) != batch:
+            raise ValueError(f"token has {len(tokens)} positions but input_ids holds {batch} prompts: "
+                             f"pass one position per prompt, a LongTensor of shape [{batch}]")
+        else:
+            jobs = list(enumerate(tokens))
+        squeeze = False
+    for b, t in jobs:
+        check_token(b, t, prompt_spans[b], seq)
+    return jobs, squeeze
+
+
+def _request(layout, input_ids, token, readout, engine, layers, heads, positions, complement, values,
+             donor_ids, attention_mask) -> tuple[Request, bool]:
     if readout not in READOUTS:
         raise ValueError(f"readout={readout!r}: use one of {READOUTS}")
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}: use one of {ENGINES}")
-    if input_ids.ndim != 2 or input_ids.shape[0] != 1:
-        raise ValueError(f"input_ids must have shape [1, seq]; got {list(input_ids.shape)}")
-    seq = input_ids.shape[1]
-    if not 0 <= token < seq:
-        raise ValueError(f"token position {token} is out of range for an input of {seq} tokens: "
-                         f"pass a position in 0..{seq - 1}")
+    if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2:
+        shape = list(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+        raise ValueError(f"input_ids must have shape [1, seq] (one prompt) or [batch, seq] (a padded batch, with "
+                         f"attention_mask); got {shape}")
+    batch, seq = input_ids.shape
+    mask = check_mask(input_ids, attention_mask)
+    prompt_spans = spans(mask)
+    jobs, squeeze = _jobs(token, batch, seq, prompt_spans)
     layers = list(range(layout.n_layers)) if layers is None else [int(v) for v in layers]
     heads = list(range(layout.n_heads)) if heads is None else [int(v) for v in heads]
     positions = list(range(seq)) if positions is None else [int(v) for v in positions]
@@ -61,21 +149,70 @@ def _check_args(layout, input_ids, token, readout, engine, layers, heads, positi
     for p in positions:
         if not 0 <= p < seq:
             raise ValueError(f"position {p} is out of range for an input of {seq} tokens")
-    return layers, heads, positions
+    if complement and layout.n_heads < 2:
+        raise ValueError("complement=True silences all heads but one; this model has 1 head per block")
+    if values is not None and donor_ids is not None:
+        raise ValueError("values= and donor_ids= both say what replaces a head: pass one of them")
+    if complement and (values is not None or donor_ids is not None):
+        raise ValueError("values= / donor_ids= replace single heads; they cannot be combined with complement=True")
+    if values is not None:
+        if not isinstance(values, torch.Tensor) or not values.is_floating_point():
+            raise ValueError(f"values={type(values).__name__}: pass a float tensor (see hooks.values)")
+        per_head = (layout.n_layers, layout.n_heads, layout.head_dim)
+        if tuple(values.shape) == per_head:
+            values = values.expand(len(jobs), *per_head)
+        elif tuple(values.shape) != (len(jobs), *per_head):
+            raise ValueError(f"values has shape {list(values.shape)}; pass {list(per_head)} (one head_dim vector per "
+                             f"layer and head) or {[len(jobs), *per_head]} (one such set per token position/prompt)")
+        values = values.to(input_ids.device)
+    if donor_ids is not None:
+        if not isinstance(donor_ids, torch.Tensor) or tuple(donor_ids.shape) != tuple(input_ids.shape):
+            shape = list(donor_ids.shape) if isinstance(donor_ids, torch.Tensor) else type(donor_ids).__name__
+            raise ValueError(f"donor_ids has shape {shape} but input_ids has {list(input_ids.shape)}: a donor must "
+                             "have the same shape, token for token (pad donor and prompt to one length; they "
+                             "share attention_mask)")
+        donor_ids = donor_ids.to(input_ids.device)
+    request = Request(input_ids, mask, prompt_spans, jobs, readout, layers, heads, positions, complement,
+                      values, donor_ids)
+    return request, squeeze
 
 
-def _naive_values(model, input_ids, token, readout, layers, heads, positions, values):
-    """The reference for `values`: one plain forward pass per (layer, head) inside `ablate`."""
-    from hooks.ablate import ablate
+def _job_values(model, req: Request) -> torch.Tensor | None:
+    """[n_jobs, n_layers, n_heads, head_dim] that replace the heads (None: zeros)."""
+    if req.donor_ids is None:
+        return req.values
+    donor = head_values(model, req.donor_ids, req.mask if req.padded else None)
+    rows, tokens = zip(*req.jobs)
+    return donor[list(rows), list(tokens)]
 
-    rows = []
-    for L in layers:
-        for h in heads:
-            with ablate(model, L, h, token, value=values[L, h]):
-                states = model(input_ids, output_hidden_states=True).hidden_states
-            picked = states[L + 1] if readout == "block" else states[-1]
-            rows.append(picked[0, positions])
-    return torch.stack(rows).float().view(len(layers), len(heads), len(positions), -1)
+
+def _empty(model, req: Request) -> torch.Tensor:
+    """The result, NaN everywhere (padding columns stay NaN): [n_jobs, layers, heads, positions, d]."""
+    d = model.config.hidden_size
+    shape = (len(req.jobs), len(req.layers), len(req.heads), len(req.positions), d)
+    return torch.full(shape, float("nan"), device=req.input_ids.device)
+
+
+def _each_prompt_alone(model, layout, req: Request, engine) -> torch.Tensor:
+    """Run `engine(model, layout, request)` on each prompt cut out of the batch (no padding,
+    columns renumbered from 0); the result's columns in a prompt's padding stay NaN."""
+    out = _empty(model, req)
+    for b in sorted({row for row, _ in req.jobs}):
+        start, end = req.spans[b]
+        picked = [j for j, (row, _) in enumerate(req.jobs) if row == b]
+        cols = [i for i, p in enumerate(req.positions) if start <= p < end]
+        if not cols:
+            continue                      # every requested column is padding in this prompt
+        alone = dataclasses.replace(
+            req, input_ids=req.input_ids[b:b + 1, start:end], mask=req.mask[b:b + 1, start:end],
+            spans=[(0, end - start)], jobs=[(0, req.jobs[j][1] - start) for j in picked],
+            positions=[req.positions[i] - start for i in cols],
+            values=None if req.values is None else req.values[picked],
+            donor_ids=None if req.donor_ids is None else req.donor_ids[b:b + 1, start:end])
+        got = engine(model, layout, alone)
+        for k, j in enumerate(picked):
+            out[j][:, :, cols] = got[k]
+    return out
 
 
 def _sites(layout, L, h, token, complement):
@@ -86,20 +223,25 @@ def _sites(layout, L, h, token, complement):
 
 
 @torch.no_grad()
-def _naive(model, input_ids, token, readout, layers, heads, positions, complement=False, values=None):
-    if values is not None:
-        return _naive_values(model, input_ids, token, readout, layers, heads, positions, values)
-    layout = layout_of(model)
+def _naive(model, layout, req: Request) -> torch.Tensor:
+    """The reference: per job, the prompt alone, one plain hooked forward pass per (layer, head)."""
+    if req.input_ids.shape[0] != 1 or req.padded:
+        return _each_prompt_alone(model, layout, req, _naive)
+    values = _job_values(model, req)
     rows = []
-    for L in layers:
-        for h in heads:
-            sites = _sites(layout, L, h, token, complement)
-            with silence(model, sites=sites):
-                states = model(input_ids, output_hidden_states=True).hidden_states
-            picked = states[L + 1] if readout == "block" else states[-1]
-            rows.append(picked[0, positions])
+    for j, (_, t) in enumerate(req.jobs):
+        for L in req.layers:
+            for h in req.heads:
+                if values is not None:
+                    edit = ablate(model, L, h, t, value=values[j, L, h])
+                else:
+                    edit = silence(model, sites=_sites(layout, L, h, t, req.complement))
+                with edit:
+                    states = model(req.input_ids, output_hidden_states=True).hidden_states
+                picked = states[L + 1] if req.readout == "block" else states[-1]
+                rows.append(picked[0, req.positions])
     out = torch.stack(rows).float()
-    return out.view(len(layers), len(heads), len(positions), -1)
+    return out.view(len(req.jobs), len(req.layers), len(req.heads), len(req.positions), -1)
 
 
 # Rows x positions that the "final" wavefront pushes through a block at once; more rows
@@ -120,52 +262,94 @@ def _fallback(why: str) -> None:
 
 
 @torch.no_grad()
-def _fast(model, layout, input_ids, token, readout, layers, heads, positions, complement, values=None):
-    seq = input_ids.shape[1]
-    if readout == "final" and (why := why_not_resumable(model, layout)):
+def _padding_is_invisible(model, layout, req: Request, run) -> bool:
+    """Does the padded clean pass give the most padded prompt's own clean pass (its columns)?
+
+    The probe rows below only compare the engine with the padded pass; this checks the
+    padded pass itself (position ids, masks) against a prompt run alone, at the cost of one
+    forward pass of one prompt.
+    """
+    b = min(range(len(req.spans)), key=lambda r: req.spans[r][1] - req.spans[r][0])
+    start, end = req.spans[b]
+    base = _get(model, layout.arch.blocks.rsplit(".", 1)[0])
+    alone = base(req.input_ids[b:b + 1, start:end], output_hidden_states=True, use_cache=False).hidden_states
+    return all(_close(batched[b, start:end], own[0]) for batched, own in zip(run.hidden, alone))
+
+
+@torch.no_grad()
+def _fast(model, layout, req: Request) -> torch.Tensor:
+    if req.readout == "final" and (why := why_not_resumable(model, layout)):
         _fallback(why)
-        return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
-    n = layout.n_layers
-    run = clean_run(model, layout, input_ids, token, cache=readout == "final")
-    final_norm = _get(model, layout.arch.final_norm)
+        return _naive(model, layout, req)
+    run = clean_run(model, layout, req.input_ids, cache=req.readout == "final",
+                    attention_mask=req.mask if req.padded else None)
+    if req.padded and not _padding_is_invisible(model, layout, req, run):
+        _fallback("the padded batch does not reproduce its most padded prompt run alone (position ids?); "
+                  "sweeping each prompt alone instead")
+        return _each_prompt_alone(model, layout, req, _fast)
+
+    values = _job_values(model, req)
     device = run.hidden[0].device
-    out = torch.empty(len(layers), len(heads), len(positions), run.hidden[0].shape[-1], device=device)
-    pos = torch.tensor(positions, device=device)
-
+    rows, tokens = (torch.tensor(v, device=device) for v in zip(*req.jobs))
     tails, wrong = {}, []
-    for L in sorted(set(layers)):
-        rows = tail(model, layout, run, L, heads, complement, values=None if values is None else values[L])
-        if not _close(rows[-1], run.block_out[L][0, token]):
+    for L in sorted(set(req.layers)):
+        edited = tail(model, layout, run, L, req.heads, (rows, tokens), req.complement,
+                      values=None if values is None else values[:, L])
+        if not _close(edited[:, -1], run.block_out[L][rows, tokens]):
             wrong.append(L)
-        tails[L] = rows[:-1]
+        tails[L] = edited[:, :-1]          # [n_jobs, len(heads), d]
 
-    if readout == "block":
-        for i, L in enumerate(layers):
-            if L in wrong:
-                _fallback(f"the re-run tail of block {L} does not reproduce the clean pass")
-                out[i] = _naive(model, input_ids, token, readout, [L], heads, positions, complement, values)[0]
-                continue
-            at_t = tails[L] if L + 1 < n else final_norm(tails[L])   # hidden_states[n] is normed
-            out[i] = run.hidden[L + 1][0, positions].float()
-            out[i][:, pos == token] = at_t.float()[:, None]
+    out = _empty(model, req)
+    pos = torch.tensor(req.positions, device=device)
+    if req.readout == "block":
+        _block_readout(model, layout, req, run, tails, wrong, out, pos)
         return out
-
     if wrong:
         _fallback(f"the re-run tail of block(s) {wrong} does not reproduce the clean pass")
-        return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
-    after = pos >= token
-    out[:, :, ~after] = run.hidden[-1][0, pos[~after]].float()
-    rows_of = {L: [i for i, v in enumerate(layers) if v == L] for L in tails}
-    resumer = Resumer(model, layout, run)
-    for group in _groups(sorted(tails), len(heads), seq - token):
-        final = _wavefront(run, resumer, final_norm, tails, group, n)
-        if final is None:
-            _fallback("the re-run blocks do not reproduce the clean pass")
-            return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
-        for (L, lo, hi), y in final:
-            for i in rows_of[L]:
-                out[i, lo:hi][:, after] = y[:, pos[after] - token].float()
+        return _naive(model, layout, req)
+    if not _final_readout(model, layout, req, run, tails, out, pos):
+        _fallback("the re-run blocks do not reproduce the clean pass")
+        return _naive(model, layout, req)
     return out
+
+
+def _block_readout(model, layout, req, run, tails, wrong, out, pos) -> None:
+    """Fill out[j, i] = hidden_states[L+1] of job j's prompt, its token edited, L = layers[i]."""
+    n = layout.n_layers
+    final_norm = _get(model, layout.arch.final_norm)
+    for i, L in enumerate(req.layers):
+        if L in wrong:
+            _fallback(f"the re-run tail of block {L} does not reproduce the clean pass")
+            out[:, i] = _naive(model, layout, dataclasses.replace(req, layers=[L]))[:, 0]
+            continue
+        at_t = tails[L] if L + 1 < n else final_norm(tails[L])   # hidden_states[n] is normed
+        for j, (b, t) in enumerate(req.jobs):
+            start, end = req.spans[b]
+            out[j, i] = run.hidden[L + 1][b, req.positions].float()
+            out[j, i][:, pos == t] = at_t[j].float()[:, None]
+            out[j, i][:, (pos < start) | (pos >= end)] = float("nan")
+
+
+def _final_readout(model, layout, req, run, tails, out, pos) -> bool:
+    """Fill out[j, i] = the final hidden states of job j's prompt with L = layers[i] edited
+    at its token; False if a clean probe row does not reproduce the clean pass."""
+    n = layout.n_layers
+    final_norm = _get(model, layout.arch.final_norm)
+    rows_of = {L: [i for i, v in enumerate(req.layers) if v == L] for L in tails}
+    for j, (b, t) in enumerate(req.jobs):
+        start, end = req.spans[b]
+        before, after = (pos >= start) & (pos < t), (pos >= t) & (pos < end)
+        out[j][:, :, before] = run.hidden[-1][b, pos[before]].float()
+        resumer = Resumer(model, layout, run, b, t)
+        job_tails = {L: rows[j] for L, rows in tails.items()}
+        for group in _groups(sorted(tails), len(req.heads), end - t):
+            final = _wavefront(resumer, final_norm, run, job_tails, group, n)
+            if final is None:
+                return False
+            for (L, lo, hi), y in final:
+                for i in rows_of[L]:
+                    out[j, i, lo:hi][:, after] = y[:, pos[after] - t].float()
+    return True
 
 
 def _groups(layers: list[int], n_heads: int, q: int):
@@ -184,67 +368,78 @@ def _groups(layers: list[int], n_heads: int, q: int):
         yield group
 
 
-def _wavefront(run, resumer, final_norm, tails, group, n):
-    """Run one group's rows from their block to the final norm; None if the probe fails."""
-    t = run.token
+def _wavefront(resumer, final_norm, run, tails, group, n):
+    """Run one group's rows from their block to the final norm; None if the probe fails.
+
+    tails[L]: [len(heads), d], block L's edited output at the resumer's token.
+    """
     first = group[0][0]
     # Row 0 is a clean probe that enters with the group's first rows.
-    x = run.block_out[first][:, t:]
+    x = resumer.window(run.block_out[first])
     entering = {}
     for L, lo, hi in group:
         entering.setdefault(L, []).append((lo, hi))
     spans = []                                   # ((L, lo, hi), row range in x)
     for k in range(first, n):
         for lo, hi in entering.get(k, ()):
-            rows = run.block_out[k][:, t:].expand(hi - lo, -1, -1).clone()
+            rows = resumer.window(run.block_out[k]).expand(hi - lo, -1, -1).clone()
             rows[:, 0] = tails[k][lo:hi]         # block k's output: only position t changed
             spans.append(((k, lo, hi), (x.shape[0], x.shape[0] + hi - lo)))
             x = torch.cat([x, rows])
         if k + 1 < n:
             x = resumer.block(k + 1, x)
     y = final_norm(x)
-    if not _close(y[0], run.hidden[-1][0, t:]):
+    if not _close(y[0], resumer.window(run.hidden[-1])[0]):
         return None
     return [(key, y[a:b]) for key, (a, b) in spans]
 
 
-def sweep(model: torch.nn.Module, input_ids: torch.Tensor, token: int, readout: str = "block", *,
-          layers: Sequence[int] | None = None, heads: Sequence[int] | None = None,
-          positions: Sequence[int] | None = None, engine: str = "fast",
-          complement: bool = False, values: torch.Tensor | None = None) -> torch.Tensor:
-    """All single-head silencings at `token`: float32 [len(layers), len(heads), len(positions), d_model].
+def sweep(model: torch.nn.Module, input_ids: torch.Tensor, token: int | Sequence[int] | torch.Tensor,
+          readout: str = "block", *, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None,
+          positions: Sequence[int] | None = None, engine: str = "fast", complement: bool = False,
+          values: torch.Tensor | None = None, donor_ids: torch.Tensor | None = None,
+          attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """All single-head interventions at `token`: float32 [len(layers), len(heads), len(positions), d_model].
 
     readout="block": entry [i, j] is block layers[i]'s output (hidden_states[L+1]) when head
     heads[j] of that block is silenced at `token`; readout="final": the last entry of
     hidden_states (after the final norm) of that same silenced forward pass.
 
+    token: an int (one prompt, input_ids [1, seq]); a sequence of positions of that one
+    prompt (the result gains a leading axis, entry k for token[k]); or, for a batch
+    input_ids [B, seq] (B > 1), a LongTensor [B] with one position per prompt (leading axis
+    of B, entry b = prompt b swept at token[b] alone). No position may appear twice.
+
+    attention_mask [B, seq] (1 = real token, 0 = padding, left or right): each prompt is
+    swept exactly as if it were alone (position ids counted from its first real token).
+    token, positions and the result's position axis are COLUMNS of input_ids (as in the
+    model's hidden_states for the padded batch); result columns in a prompt's padding are
+    NaN. `token` must not be a padding column.
+
     engine="fast" (default) and engine="naive" agree to float32 rounding (max|diff| <=
-    1e-5 * max(1, max|naive|) per entry [i, j]), for every family in hooks/architectures.py,
-    sliding-window layers included. The fast engine uses the naive one, always with a
-    RuntimeWarning that says why, where it cannot be exact: readout="final" on a model
-    whose blocks cannot be re-entered mid-sequence (bidirectional attention, an attention
-    kind other than full or sliding-window), and wherever its clean check row fails to
-    reproduce the clean pass.
+    1e-5 * max(1, max|naive|) per entry [..., i, j]), for every family in
+    hooks/architectures.py, sliding-window layers included. The fast engine uses the naive
+    one, always with a RuntimeWarning that says why, where it cannot be exact:
+    readout="final" on a model whose blocks cannot be re-entered mid-sequence (bidirectional
+    attention, an attention kind other than full or sliding-window), and wherever its clean
+    check row fails to reproduce the clean pass.
 
     complement=True silences every head of the block EXCEPT heads[j] instead (a
     macroscopic intervention the study uses as a positive control).
 
-    values [n_layers, n_heads, head_dim] (float, units of the head outputs): head h of block L
-    is REPLACED by values[L, h] at `token` instead of zeroed (mean ablation; see
-    hooks.ablate). Not combinable with complement.
+    values [n_layers, n_heads, head_dim] (or [len(token), n_layers, n_heads, head_dim], one
+    set per entry of the leading axis; float, units of the head outputs): head h of block L
+    is REPLACED by values[..., L, h] at the token instead of zeroed (mean and resample
+    ablation; see hooks.values).
+
+    donor_ids [B, seq], the same shape as input_ids (and the same attention_mask): head h of
+    block L at the token takes its value from the donor's clean run at the same column
+    (activation patching).
+
+    values= and donor_ids= are not combinable with each other or with complement=True.
     """
     layout = layout_of(model)
-    layers, heads, positions = _check_args(layout, input_ids, token, readout, engine, layers, heads, positions)
-    if complement and layout.n_heads < 2:
-        raise ValueError("complement=True silences all heads but one; this model has 1 head per block")
-    if values is not None:
-        if complement:
-            raise ValueError("values= replaces single heads; it cannot be combined with complement=True")
-        want = (layout.n_layers, layout.n_heads, layout.head_dim)
-        if tuple(values.shape) != want:
-            raise ValueError(f"values has shape {list(values.shape)}; pass {list(want)} "
-                             "(one head_dim vector per layer and head)")
-        values = values.to(input_ids.device)
-    if engine == "naive":
-        return _naive(model, input_ids, token, readout, layers, heads, positions, complement, values)
-    return _fast(model, layout, input_ids, token, readout, layers, heads, positions, complement, values)
+    req, squeeze = _request(layout, input_ids, token, readout, engine, layers, heads, positions, complement,
+                            values, donor_ids, attention_mask)
+    out = _naive(model, layout, req) if engine == "naive" else _fast(model, layout, req)
+    return out[0] if squeeze else out

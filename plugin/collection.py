@@ -82,6 +82,9 @@ STUDY_ARGS = ("site", "block", "chunk", "kind", "ioi_chunk")
 
 
 def pytest_generate_tests(metafunc):
+    marks = metafunc.definition
+    if not (marks.get_closest_marker("study") or marks.get_closest_marker("ioi")):
+        return                              # the names below mean something in the study's tests only
     for argname in STUDY_ARGS:
         if argname not in metafunc.fixturenames:
             continue

@@ -262,3 +262,23 @@ REFERENCES = {
 def hidden_states(model, ids, sites=(), replace=(), scale=()):
     """The reference forward of `model`'s family (see REFERENCES)."""
     return REFERENCES[model.config.model_type](model, ids, sites, replace, scale)
+
+
+@torch.no_grad()
+def head_outputs(model, ids):
+    """The concatenated head outputs of every block in the clean hand-written forward pass:
+    [n_layers, batch, seq, n_heads * head_dim] (what a donor contributes in activation
+    patching). Read off what `_zero` receives, so the forward passes above stay as they are."""
+    global _zero
+    seen, original = [], _zero
+
+    def recording(concat, *args, **kwargs):
+        seen.append(concat)
+        return original(concat, *args, **kwargs)
+
+    _zero = recording
+    try:
+        hidden_states(model, ids)
+    finally:
+        _zero = original
+    return torch.stack(seen)

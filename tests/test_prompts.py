@@ -10,19 +10,21 @@ pytestmark = pytest.mark.study
 
 def test_every_single_head_ablation_moves_its_token_on_every_prompt(shards, chunk, record):
     """Manipulation check across the prompt set: ablating any head at the token moves that
-    token's vector, on every prompt."""
+    token's vector, on every prompt (wherever the ablation gives the head another value)."""
     c = shards.prompt_chunk(chunk)
     for k, i in enumerate(c.indices):
-        record("prompt", {"index": i, "clean": c.clean[:, k].tolist(), "deltas": c.deltas[:, :, k].tolist()})
-    still = [f"prompt {c.indices[k]} L{L:02d}-H{h:02d}" for L, h, k in np.argwhere(~c.token_changed)]
+        record("prompt", {"index": i, "clean": c.clean[:, k].tolist(), "deltas": c.deltas[:, :, k].tolist(),
+                          "replaced": int(c.value_changed[:, :, k].sum())})
+    still = [f"prompt {c.indices[k]} L{L:02d}-H{h:02d}" for L, h, k in np.argwhere(c.value_changed & ~c.token_changed)]
     assert not still, f"{c.ablation} ablation left the token unchanged: {still[:10]}"
 
 
 def test_the_study_sentence_measured_as_a_prompt_equals_the_study(shards, setup):
     """Two shards, one number: where a prompt of the set is the study sentence, its single-head
-    differences equal the study's (same engine) to 1e-9."""
+    differences (swept in a padded batch) equal the study's (swept alone) to 1e-6, the
+    engine's bound for cosines."""
     same = [i for i, p in enumerate(setup.prompts) if p.tokens.ids == setup.prompt.tokens.ids]
     if not same or setup.options.ablation != "zero":
         pytest.skip("the study sentence is not in the prompt set (or the ablation is not zero)")
     diff = np.abs(shards.prompt_deltas(same[:1])[:, :, 0] - shards.study().deltas(setup.prompt.tested.label)).max()
-    assert diff <= 1e-9, f"the prompt shard and the study shard disagree by {diff:.2e}"
+    assert diff <= 1e-6, f"the prompt shard and the study shard disagree by {diff:.2e}"

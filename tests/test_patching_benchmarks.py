@@ -1,0 +1,169 @@
+"""Benchmarks of sweep's jobs: every position at once, and a padded batch of prompts, each
+side by side with the plain way in one run.
+
+Run with:  python -m pytest tests/test_patching_benchmarks.py --benchmark-only -s -p no:randomly
+(without --benchmark-only every test here is skipped before any model is built.)
+
+(a) GPT-2 Large shape, random weights (36 x 20 heads, width 1280), 9 tokens: all 6,480
+    (position, layer, head) zero ablations, readout "final", in a FRESH subprocess that
+    builds the model, then per position t: the fast sweep of all 720 (layer, head) at t
+    (timed), and 2 passes of the plain loop -- one hooked forward pass per (position,
+    layer, head) -- at t (timed; layers 0, 17, 35 and heads 0, 19 in turn). Interleaved,
+    both sides see the same machine load (this machine is shared). The 18 plain passes
+    are scaled x360 to all 6,480 (every plain pass costs the same: one forward pass of the
+    9 tokens) -- printed as scaled. The 9 fast calls do the work of the one call
+    sweep(model, ids, range(9), "final") plus 8 extra clean passes: an upper bound on
+    it. Peak resident memory is read with all 6,480 results held. Targets: >= 15x,
+    peak resident memory < 8 GB.
+(b) 24 prompts of different lengths (6-14 tokens, random ids, right padding) as ONE padded
+    batch against 24 separate sweeps of the prompts alone, readout "block" (the across-
+    prompt study's readout), every (layer, head), token in the middle of each prompt:
+    GPT-2 Large shape (2 rounds), and SmolLM2-135M-Instruct on the study's 24 prompt
+    variants (3 rounds); the two sides alternate and the fastest round of each counts.
+    Target: >= 3x.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import torch
+
+from hooks import sweep
+from tests.test_sweep_benchmarks import gpt2_large_shape
+
+ROOT = Path(__file__).resolve().parents[1]
+EVERY_POSITION_TARGET = 15.0
+MAX_PEAK_GB = 8.0
+PADDED_TARGET = 3.0
+
+EVERY_POSITION_SCRIPT = textwrap.dedent("""
+    import json, resource, sys, time
+    import torch
+    sys.path.insert(0, {root!r})
+    from tests.test_sweep_benchmarks import gpt2_large_shape
+    from hooks import sweep
+    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB -> GiB
+    model = gpt2_large_shape()
+    ids = torch.randint(0, 50257, (1, 9), generator=torch.Generator().manual_seed(0))
+    report = {{"after_build_gib": rss(), "fast_s": 0.0, "naive_part_s": 0.0, "naive_passes": 0}}
+    layers, heads = [0, 17, 35], [0, 19]
+    fast, worst = [], 0.0
+    for t in range(9):
+        start = time.perf_counter()
+        fast.append(sweep(model, ids, [t], "final")[0])                      # [36, 20, 9, 1280]
+        report["fast_s"] += time.perf_counter() - start
+        for L, h in [(layers[t % 3], heads[0]), (layers[(t + 1) % 3], heads[1])]:
+            start = time.perf_counter()
+            naive = sweep(model, ids, t, "final", layers=[L], heads=[h], engine="naive")[0, 0]
+            report["naive_part_s"] += time.perf_counter() - start
+            report["naive_passes"] += 1
+            err = (fast[-1][L, h] - naive).abs().max().item() / max(1.0, naive.abs().max().item())
+            worst = max(worst, err)
+    report["after_fast_gib"] = rss()
+    report["max_relative_error"] = worst
+    report["entries"] = sum(f.shape[0] * f.shape[1] for f in fast)
+    print(json.dumps(report))
+""")
+
+
+def test_gpt2_large_shape_every_position(benchmark):
+    """All 6,480 (position, layer, head), readout "final": fast vs the plain loop, and peak memory."""
+    script = EVERY_POSITION_SCRIPT.format(root=str(ROOT))
+    done = benchmark.pedantic(
+        lambda: subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True),
+        rounds=1, iterations=1)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    scale = report["entries"] / report["naive_passes"]
+    naive_s = report["naive_part_s"] * scale
+    ratio = naive_s / report["fast_s"]
+    peak = report["after_fast_gib"]
+    benchmark.extra_info.update(fast_s=round(report["fast_s"], 2), naive_s=round(naive_s, 1),
+                                naive_scaled_from_passes=report["naive_passes"], speedup=round(ratio, 1),
+                                peak_rss_gib=round(peak, 2), model_gib=round(report["after_build_gib"], 2),
+                                max_relative_error=report["max_relative_error"])
+    print(f"\n[GPT-2 Large shape, {report['entries']} (position, layer, head) zero ablations, readout=final, "
+          f"fresh process] fast {report['fast_s']:.1f} s; plain loop {naive_s:.0f} s (timed on "
+          f"{report['naive_passes']} passes interleaved with the 9 fast calls: {report['naive_part_s']:.1f} s, "
+          f"scaled x{scale:g}): speedup "
+          f"{ratio:.1f}x; peak RSS {peak:.2f} GiB (model built: {report['after_build_gib']:.2f} GiB); "
+          f"max relative error {report['max_relative_error']:.2g}")
+    assert report["max_relative_error"] <= 1e-5
+    assert ratio >= EVERY_POSITION_TARGET, f"{ratio:.1f}x is below the {EVERY_POSITION_TARGET:g}x target"
+    assert peak * 2**30 < MAX_PEAK_GB * 1e9, f"peak resident memory {peak:.2f} GiB >= {MAX_PEAK_GB:g} GB"
+
+
+def _right_padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, :len(r)] = torch.tensor(r)
+        mask[b, :len(r)] = 1
+    return ids, mask
+
+
+def _compare_padded(benchmark, model, rows: list[list[int]], label: str, rounds: int) -> float:
+    """Time one padded-batch sweep and 24 separate sweeps, alternating, `rounds` times each;
+    the fastest round of each side counts (this machine is shared: a round can be slowed
+    several-fold by other processes, the fastest is the closest to the code's own cost)."""
+    ids, mask = _right_padded(rows)
+    tokens = [len(r) // 2 for r in rows]
+    sweep(model, ids[:1, :len(rows[0])], tokens[0], "block")                   # warm the process
+    batched_times, separate_times = [], []
+
+    def batched_round():
+        start = time.perf_counter()
+        out = sweep(model, ids, torch.tensor(tokens), "block", attention_mask=mask)
+        batched_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        alone = [sweep(model, ids[b:b + 1, :len(r)], tokens[b], "block") for b, r in enumerate(rows)]
+        separate_times.append(time.perf_counter() - start)
+        return out, alone
+
+    batched, alone = benchmark.pedantic(batched_round, rounds=rounds, iterations=1)
+    batched_s, separate_s = min(batched_times), min(separate_times)
+    worst = 0.0
+    for b, one in enumerate(alone):
+        err = (batched[b, :, :, :len(rows[b])] - one).abs().amax(dim=(-2, -1))
+        worst = max(worst, (err / one.abs().amax(dim=(-2, -1)).clamp(min=1.0)).max().item())
+    ratio = separate_s / batched_s
+    lengths = sorted(len(r) for r in rows)
+    benchmark.extra_info.update(batched_s=[round(v, 2) for v in batched_times],
+                                separate_s=[round(v, 2) for v in separate_times], speedup=round(ratio, 1),
+                                lengths=lengths, max_relative_error=worst)
+    print(f"\n[{label}, {len(rows)} prompts of {lengths[0]}-{lengths[-1]} tokens, readout=block] one padded "
+          f"batch {batched_s:.2f} s, {len(rows)} separate sweeps {separate_s:.2f} s (fastest of {rounds} "
+          f"alternating rounds: {', '.join(f'{v:.1f}' for v in batched_times)} s vs "
+          f"{', '.join(f'{v:.1f}' for v in separate_times)} s): speedup {ratio:.1f}x; max relative error {worst:.2g}")
+    assert worst <= 1e-5
+    return ratio
+
+
+def test_gpt2_large_shape_padded_batch(benchmark):
+    model = gpt2_large_shape()
+    g = torch.Generator().manual_seed(1)
+    lengths = [6 + (5 * b) % 9 for b in range(24)]                              # 6..14 tokens
+    rows = [torch.randint(0, 50257, (n,), generator=g).tolist() for n in lengths]
+    ratio = _compare_padded(benchmark, model, rows, "GPT-2 Large shape", rounds=2)
+    assert ratio >= PADDED_TARGET, f"{ratio:.1f}x is below the {PADDED_TARGET:g}x target"
+
+
+def test_smollm2_study_prompts_padded_batch(benchmark):
+    from models.loading import SMOLLM2, load, resolve
+
+    model, tokenizer = load(resolve(SMOLLM2))
+    # The loader leaves float32 weights memory-mapped from the safetensors file (file-backed
+    # pages, which the kernel may drop under memory pressure and re-read mid-run on this
+    # shared machine); copy them into the process so that cannot add to either side.
+    for parameter in model.parameters():
+        parameter.data = parameter.data.clone()
+    lines = (ROOT / "tests" / "data" / "prompts.txt").read_text().splitlines()
+    sentences = [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
+    rows = [tokenizer(s).input_ids for s in sentences]
+    ratio = _compare_padded(benchmark, model, rows, "SmolLM2-135M-Instruct, the study's prompt variants", rounds=3)
+    assert ratio >= PADDED_TARGET, f"{ratio:.1f}x is below the {PADDED_TARGET:g}x target"
