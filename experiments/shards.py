@@ -52,6 +52,10 @@ class Shards:
         return self.get(f"prompts-{prompt_set.chunk_label(indices)}", lambda: prompts.measure_chunk(
             self.model, self.prompts, indices, self.ablation, self.engine, means=self.head_means()))
 
+    def prompt_chunk_of(self, index: int) -> prompts.PromptChunk:
+        """The chunk that holds prompt `index`."""
+        return self.prompt_chunk(next(c for c in self.chunks() if index in c))
+
     def head_means(self) -> torch.Tensor | None:
         """Mean ablation's values, a shard of their own (every chunk needs the whole set's)."""
         if self.ablation != "mean":

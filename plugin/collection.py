@@ -18,8 +18,10 @@ from plugin.setup import SetupError, resolve_in_background, setup_of
 
 # Shards in the order xdist should start them: first those other shards need (the scale
 # ladder chooses its heads from prompt chunks), then the long ones, then many short ones
-# that even out the workers' last minutes. Matched by name prefix; anything else comes after.
-SCHEDULE = ("head-means", "prompts-", "scales-", "top-k", "ioi-", "study")
+# that even out the workers' last minutes; the golden gate, which reads many shards, last.
+# Matched by name prefix; anything else comes after. (xdist's loadgroup starts the groups
+# with the most items first, and keeps this order among groups of equal size.)
+SCHEDULE = ("head-means", "prompts-", "scales-", "top-k", "ioi-", "study", "golden")
 PLACEHOLDER = "setup-failed"
 GROUPS = pytest.StashKey[set]()     # the shard groups of the study items collected in this run
 COLLECTED = pytest.StashKey[set]()  # the tests (ids without parameters) whose items this run collected
@@ -65,9 +67,9 @@ def _params(setup, argname: str) -> list:
                 for L in range(setup.n_layers) for h in range(setup.n_heads)]
     if argname == "block":
         return [pytest.param(L, id=f"L{L:02d}", marks=_group("study")) for L in range(setup.n_layers)]
-    if argname == "chunk":
-        return [pytest.param(c, id=prompt_set.chunk_label(c), marks=_group(f"prompts-{prompt_set.chunk_label(c)}"))
-                for c in prompt_set.chunks(len(setup.prompts))] or [
+    if argname == "prompt_index":
+        return [pytest.param(i, id=f"P{i:02d}", marks=_group(f"prompts-{prompt_set.chunk_label(c)}"))
+                for c in prompt_set.chunks(len(setup.prompts)) for i in c] or [
             pytest.param(None, id="no-prompt-set", marks=pytest.mark.skip(reason=setup.prompts_problem))]
     if argname == "ioi_chunk":
         return [pytest.param(c, id=ioi.chunk_label(c), marks=_group(f"ioi-{ioi.chunk_label(c)}"))
@@ -78,7 +80,7 @@ def _params(setup, argname: str) -> list:
     raise AssertionError(argname)
 
 
-STUDY_ARGS = ("site", "block", "chunk", "kind", "ioi_chunk")
+STUDY_ARGS = ("site", "block", "prompt_index", "kind", "ioi_chunk")
 
 
 def pytest_generate_tests(metafunc):
@@ -148,7 +150,16 @@ def pytest_xdist_node_collection_finished(node, ids):
             raise pytest.UsageError(str(err)) from None
     elif config.stash[GROUPS] and not config.stash.get(BACKGROUND, False):
         config.stash[BACKGROUND] = True
-        resolve_in_background(config)
+        resolve_in_background(config, then=warm_up)
+
+
+def warm_up() -> None:
+    """Import what the controller's reduce and report will need (scipy, matplotlib), while
+    the workers run rather than after them."""
+    import importlib
+
+    for module in ("tests.across_shards", "report.results", "report.ioi", "report.plots", "report.html"):
+        importlib.import_module(module)
 
 
 def print_setup(config) -> None:

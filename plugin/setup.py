@@ -144,12 +144,15 @@ def setup_of(config) -> Setup:
     return found
 
 
-def resolve_in_background(config) -> None:
-    """Start resolving the setup in a thread (an xdist controller needs it only for the report,
-    after the workers ran: reading the tokenizer need not hold them up). setup_of waits for it."""
+def resolve_in_background(config, then=lambda: None) -> None:
+    """Start resolving the setup in a thread, then call `then` there (an xdist controller
+    needs the setup only for the claims across shards and the report, after the workers ran:
+    reading the tokenizer, and importing what the reduce will use, need not hold them up).
+    setup_of waits for it."""
     def resolve():
         try:
             setup_of(config)
+            then()
         except SetupError:
             pass                          # kept in the stash: setup_of raises it when asked
     threading.Thread(target=resolve, name="study-setup", daemon=True).start()

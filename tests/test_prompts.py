@@ -1,22 +1,22 @@
 """Across the prompt set (--prompts): every single-head ablation on every prompt, one item per
-chunk of prompts (a shard, experiments/prompts.py). Each item ships its prompts' differences
-to the controller, where the per-head claims across prompts are judged
-(tests/across_shards.py)."""
+prompt, computed a chunk of prompts at a time (a shard, experiments/prompts.py). Each item
+ships its prompt's differences to the controller, where the per-head claims across prompts
+are judged (tests/across_shards.py)."""
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.study
 
 
-def test_every_single_head_ablation_moves_its_token_on_every_prompt(shards, chunk, record):
+def test_every_single_head_ablation_moves_its_token_on_every_prompt(shards, prompt_index, record):
     """Manipulation check across the prompt set: ablating any head at the token moves that
     token's vector, on every prompt (wherever the ablation gives the head another value)."""
-    c = shards.prompt_chunk(chunk)
-    for k, i in enumerate(c.indices):
-        record("prompt", {"index": i, "clean": c.clean[:, k].tolist(), "deltas": c.deltas[:, :, k].tolist(),
-                          "replaced": int(c.value_changed[:, :, k].sum())})
-    still = [f"prompt {c.indices[k]} L{L:02d}-H{h:02d}" for L, h, k in np.argwhere(c.value_changed & ~c.token_changed)]
-    assert not still, f"{c.ablation} ablation left the token unchanged: {still[:10]}"
+    c = shards.prompt_chunk_of(prompt_index)
+    k = c.indices.index(prompt_index)
+    record("prompt", {"index": prompt_index, "clean": c.clean[:, k].tolist(), "deltas": c.deltas[:, :, k].tolist(),
+                      "replaced": int(c.value_changed[:, :, k].sum())})
+    still = [f"L{L:02d}-H{h:02d}" for L, h in np.argwhere(c.value_changed[:, :, k] & ~c.token_changed[:, :, k])]
+    assert not still, f"{c.ablation} ablation left the token of prompt {prompt_index} unchanged: {still[:10]}"
 
 
 def test_the_study_sentence_measured_as_a_prompt_equals_the_study(shards, setup):

@@ -37,39 +37,40 @@ def _rope(factor=1.0, theta=10000.0):
     return {"rope_type": "default", "rope_theta": theta, "partial_rotary_factor": factor}
 
 
-# case -> (config class, model class, extra config given (n_layer, head_dim))
+# case -> (config class, model class -- names in transformers, looked up when a model is built,
+# so that importing this module loads no model code -- and extra config given (n_layer, head_dim))
 CASES = {
-    "llama": (tf.LlamaConfig, tf.LlamaForCausalLM, lambda n, hd: {}),
-    "mistral": (tf.MistralConfig, tf.MistralForCausalLM, lambda n, hd: dict(sliding_window=None)),
-    "mistral-window": (tf.MistralConfig, tf.MistralForCausalLM, lambda n, hd: dict(sliding_window=WINDOW)),
-    "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM, lambda n, hd: {}),
+    "llama": ("LlamaConfig", "LlamaForCausalLM", lambda n, hd: {}),
+    "mistral": ("MistralConfig", "MistralForCausalLM", lambda n, hd: dict(sliding_window=None)),
+    "mistral-window": ("MistralConfig", "MistralForCausalLM", lambda n, hd: dict(sliding_window=WINDOW)),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", lambda n, hd: {}),
     # Qwen2/3 slide only in layers >= max_window_layers: layer 0 full, the rest windowed.
-    "qwen2-window": (tf.Qwen2Config, tf.Qwen2ForCausalLM,
+    "qwen2-window": ("Qwen2Config", "Qwen2ForCausalLM",
                      lambda n, hd: dict(use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1)),
-    "qwen3": (tf.Qwen3Config, tf.Qwen3ForCausalLM, lambda n, hd: dict(head_dim=hd)),
-    "qwen3-window": (tf.Qwen3Config, tf.Qwen3ForCausalLM,
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", lambda n, hd: dict(head_dim=hd)),
+    "qwen3-window": ("Qwen3Config", "Qwen3ForCausalLM",
                      lambda n, hd: dict(head_dim=hd, use_sliding_window=True, sliding_window=WINDOW,
                                         max_window_layers=1)),
-    "qwen3_moe": (tf.Qwen3MoeConfig, tf.Qwen3MoeForCausalLM,
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM",
                   lambda n, hd: dict(head_dim=hd, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=2 * hd)),
-    "gemma": (tf.GemmaConfig, tf.GemmaForCausalLM, lambda n, hd: dict(head_dim=hd)),
-    "gemma2": (tf.Gemma2Config, tf.Gemma2ForCausalLM,
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", lambda n, hd: dict(head_dim=hd)),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM",
                lambda n, hd: dict(head_dim=hd, query_pre_attn_scalar=hd, sliding_window=WINDOW,
                                   layer_types=_alternating(n), attn_logit_softcapping=0.5)),
-    "gemma3_text": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM,
+    "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM",
                     lambda n, hd: dict(head_dim=hd, query_pre_attn_scalar=hd, sliding_window=WINDOW,
                                        layer_types=_alternating(n))),
-    "gpt_neox": (tf.GPTNeoXConfig, tf.GPTNeoXForCausalLM,
+    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM",
                  lambda n, hd: dict(use_parallel_residual=True, rope_parameters=_rope(0.5))),
-    "gpt_neox-sequential": (tf.GPTNeoXConfig, tf.GPTNeoXForCausalLM,
+    "gpt_neox-sequential": ("GPTNeoXConfig", "GPTNeoXForCausalLM",
                             lambda n, hd: dict(use_parallel_residual=False, rope_parameters=_rope(0.25))),
-    "phi": (tf.PhiConfig, tf.PhiForCausalLM, lambda n, hd: dict(rope_parameters=_rope(0.5), qk_layernorm=True)),
-    "phi3": (tf.Phi3Config, tf.Phi3ForCausalLM, lambda n, hd: dict(sliding_window=None, rope_parameters=_rope(0.5))),
-    "phi3-window": (tf.Phi3Config, tf.Phi3ForCausalLM,
+    "phi": ("PhiConfig", "PhiForCausalLM", lambda n, hd: dict(rope_parameters=_rope(0.5), qk_layernorm=True)),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", lambda n, hd: dict(sliding_window=None, rope_parameters=_rope(0.5))),
+    "phi3-window": ("Phi3Config", "Phi3ForCausalLM",
                     lambda n, hd: dict(sliding_window=WINDOW, rope_parameters=_rope(0.5))),
-    "olmo": (tf.OlmoConfig, tf.OlmoForCausalLM, lambda n, hd: dict(clip_qkv=0.3)),
-    "olmo2": (tf.Olmo2Config, tf.Olmo2ForCausalLM, lambda n, hd: {}),
-    "starcoder2": (tf.Starcoder2Config, tf.Starcoder2ForCausalLM, lambda n, hd: dict(sliding_window=WINDOW)),
+    "olmo": ("OlmoConfig", "OlmoForCausalLM", lambda n, hd: dict(clip_qkv=0.3)),
+    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", lambda n, hd: {}),
+    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", lambda n, hd: dict(sliding_window=WINDOW)),
 }
 # Families that cannot run sdpa (Gemma-2's soft-capping) use eager attention.
 EAGER = {"gemma2"}
@@ -94,7 +95,8 @@ def tiny(case: str, n_layer: int = 3, n_head: int = 4, head_dim: int = 8, seed: 
         return tf.GPT2LMHeadModel(cfg).float().eval()
     if case not in CASES:
         raise ValueError(f"no tiny model for {case!r}: use one of gpt2, {', '.join(CASES)}")
-    config_cls, model_cls, extra = CASES[case]
+    config_name, model_name, extra = CASES[case]
+    config_cls, model_cls = getattr(tf, config_name), getattr(tf, model_name)
     kwargs = _common(n_layer, n_head, head_dim, kv_heads)
     kwargs.update(extra(n_layer, head_dim))
     if case != "llama":
