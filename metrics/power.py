@@ -25,9 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scipy import stats
-
-from metrics.statistics import METHODS, as_samples, sign_patterns, t_tests
+from metrics.statistics import METHODS, as_samples, sign_patterns, t_isf, t_tests
 
 CHUNK = 256        # draws simulated at once: [CHUNK, units, n] float64 stays small
 
@@ -74,14 +72,14 @@ def flagged_from(mean: np.ndarray, se: np.ndarray, n: int, alpha: float, correct
             tail = alpha
     ranks = np.arange(m)
     if correction == "bonferroni":
-        return stat > stats.t.isf(tail / m, n - 1)
+        return stat > t_isf(tail / m, n - 1)
     order = np.argsort(-stat, axis=-1, kind="stable")          # most extreme first
     ranked = np.take_along_axis(stat, order, -1)
     if correction == "holm":                    # step down: stop at the first rank that fails
-        passes = ranked > stats.t.isf(tail / (m - ranks), n - 1)
+        passes = ranked > t_isf(tail / (m - ranks), n - 1)
         stop = np.where(passes.all(-1), m, np.argmin(passes, -1))
     else:                                       # BH, step up: the last rank that passes
-        passes = ranked > stats.t.isf(tail * (ranks + 1) / m, n - 1)
+        passes = ranked > t_isf(tail * (ranks + 1) / m, n - 1)
         stop = np.where(passes.any(-1), m - np.argmax(passes[..., ::-1], -1), 0)
     out = np.empty_like(passes)
     np.put_along_axis(out, order, ranks < stop[..., None], -1)

@@ -19,6 +19,7 @@ def test_every_single_head_ablation_moves_its_token_on_every_prompt(shards, prom
     assert not still, f"{c.ablation} ablation left the token of prompt {prompt_index} unchanged: {still[:10]}"
 
 
+@pytest.mark.xdist_group("late")          # reads two shards: scheduled after both were computed
 def test_the_study_sentence_measured_as_a_prompt_equals_the_study(shards, setup):
     """Two shards, one number: where a prompt of the set is the study sentence, its single-head
     differences (swept in a padded batch) equal the study's (swept alone) to 1e-6, the

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
 
-from metrics.statistics import CATEGORIES, adjust, analyse, category, one_sample_t, reject, sign_flip_p, tost
+from metrics.statistics import (CATEGORIES, adjust, analyse, category, one_sample_t, reject, sign_flip_p, t_cdf,
+                                t_isf, t_ppf, t_sf, tost)
 
 
 def standardized(n: int, mean: float, sd: float, seed: int = 0) -> np.ndarray:
@@ -17,6 +17,17 @@ def standardized(n: int, mean: float, sd: float, seed: int = 0) -> np.ndarray:
     z = np.random.default_rng(seed).normal(size=n)
     z = (z - z.mean()) / z.std(ddof=1)
     return mean + sd * z
+
+
+@pytest.mark.parametrize("df", [1, 2, 8, 23, 99])
+def test_t_distribution_is_scipy_stats_t_bitwise(df):
+    from scipy import stats      # the reference (slow to import: only where used)
+    x = np.linspace(-40, 40, 4001)
+    q = np.logspace(-12, -0.31, 300)
+    assert np.array_equal(t_sf(x, df), stats.t.sf(x, df))
+    assert np.array_equal(t_cdf(x, df), stats.t.cdf(x, df))
+    assert np.array_equal(t_isf(q, df), stats.t.isf(q, df))
+    assert np.array_equal(t_ppf(1 - q, df), stats.t.ppf(1 - q, df))
 
 
 # --- multiple-comparison corrections -------------------------------------------------
@@ -100,6 +111,7 @@ def table(samples, keys=None, **kw):
 
 
 def test_analyse_matches_scipy():
+    from scipy import stats      # the reference (slow to import: only where used)
     x = np.random.default_rng(3).normal(0.2, 1.0, 15)
     d = table([x], sesoi=0.5)[0]
     ref = stats.ttest_1samp(x, 0.0)
@@ -117,6 +129,7 @@ def test_analyse_matches_scipy():
 
 
 def test_permutation_exact_for_small_n():
+    from scipy import stats      # the reference (slow to import: only where used)
     # All positive: only the all-plus and all-minus sign patterns are as extreme as the
     # observed mean, so the exact two-sided p is 2 / 2**4.
     assert sign_flip_p([1.0, 2.0, 3.0, 4.0])[0] == pytest.approx(2 / 16)
@@ -134,6 +147,7 @@ def test_permutation_exact_for_small_n():
 
 
 def test_permutation_is_vectorised_and_deterministic():
+    from scipy import stats      # the reference (slow to import: only where used)
     rows = np.random.default_rng(7).normal(0.4, 1.0, (5, 30))    # 2**30 flips: Monte Carlo
     p = sign_flip_p(rows, seed=0)
     assert p.shape == (5,) and np.array_equal(p, sign_flip_p(rows, seed=0))
@@ -153,6 +167,7 @@ def test_tost_sample_around_half_is_not_equivalent():
 
 
 def test_tost_matches_90_percent_interval():
+    from scipy import stats      # the reference (slow to import: only where used)
     # TOST at alpha <=> the (1 - 2 alpha) CI lies inside (-sesoi, sesoi).
     rng = np.random.default_rng(11)
     for _ in range(50):
