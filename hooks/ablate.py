@@ -23,14 +23,14 @@ from typing import Iterator, Sequence
 import torch
 
 from hooks.architectures import layout_of
-from hooks.silence import _check_token, pre_hooks
+from hooks.silence import check_position, pre_hooks
 
 
 def _as_heads(heads) -> list[int]:
     return [int(heads)] if isinstance(heads, int) else [int(h) for h in heads]
 
 
-def _check_rows(rows, batch: int) -> list[int] | slice:
+def check_rows(rows, batch: int) -> list[int] | slice:
     if rows is None:
         return slice(None)
     bad = [r for r in rows if not 0 <= r < batch]
@@ -69,8 +69,8 @@ def ablate(model: torch.nn.Module, layer: int, heads: int | Sequence[int], token
     def edit(x: torch.Tensor) -> torch.Tensor:
         """x: [batch, seq, n_heads*head_dim] -> a copy with the heads replaced."""
         if token is not None:
-            _check_token(token, x.shape[1])
-        picked = _check_rows(rows, x.shape[0])
+            check_position(token, x.shape[1])
+        picked = check_rows(rows, x.shape[0])
         pos = slice(None) if token is None else token
         x = x.clone()
         for i, h in enumerate(heads):

@@ -120,7 +120,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
-def _get(obj, dotted: str):
+def get_attribute(obj, dotted: str):
     for name in dotted.split("."):
         obj = getattr(obj, name)
     return obj
@@ -139,10 +139,10 @@ class Layout:
     kinds: tuple[str, ...] = ()  # attention kind of each layer: "full_attention", "sliding_attention", ...
 
     def blocks(self, model: torch.nn.Module) -> torch.nn.ModuleList:
-        return _get(model, self.arch.blocks)
+        return get_attribute(model, self.arch.blocks)
 
     def out_proj(self, model: torch.nn.Module, layer: int) -> torch.nn.Module:
-        return _get(self.blocks(model)[layer], self.arch.out_proj)
+        return get_attribute(self.blocks(model)[layer], self.arch.out_proj)
 
     def check(self, layer: int, head: int) -> None:
         """Raise a clear ValueError when (layer, head) does not exist in this model."""
@@ -170,8 +170,8 @@ def layout_of(model: torch.nn.Module) -> Layout:
         )
     arch = ARCHITECTURES[family]
     n_heads = int(getattr(config, arch.n_heads_attr))
-    blocks = _get(model, arch.blocks)
-    proj = _get(blocks[0], arch.out_proj)
+    blocks = get_attribute(model, arch.blocks)
+    proj = get_attribute(blocks[0], arch.out_proj)
     # nn.Linear stores [out, in]; GPT-2's Conv1D stores [in, out].
     in_width = proj.in_features if hasattr(proj, "in_features") else proj.weight.shape[0]
     if in_width % n_heads:

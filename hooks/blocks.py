@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hooks.architectures import Layout, _get
+from hooks.architectures import Layout, get_attribute
 from hooks.padding import position_ids, spans
 
 
@@ -71,7 +71,7 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
             handles.append(blocks[L].register_forward_pre_hook(pre, with_kwargs=True))
             handles.append(blocks[L].register_forward_hook(post, with_kwargs=True))
             handles.append(layout.out_proj(model, L).register_forward_pre_hook(proj_pre))
-        base = _get(model, layout.arch.blocks.rsplit(".", 1)[0])   # the model without its LM head
+        base = get_attribute(model, layout.arch.blocks.rsplit(".", 1)[0])   # the model without its LM head
         if attention_mask is None:
             mask = torch.ones(input_ids.shape, dtype=torch.bool, device=input_ids.device)
             positions, padded = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids), {}
@@ -90,7 +90,7 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
 
 
 def _maybe(block, name):
-    return _get(block, name) if name else (lambda x: x)
+    return get_attribute(block, name) if name else (lambda x: x)
 
 
 @torch.no_grad()
@@ -128,7 +128,7 @@ def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int], sit
     attn = _maybe(block, arch.attn_out_norm)(layout.out_proj(model, layer)(z))
     mid = x + attn
     # Parallel blocks feed the MLP the block input, the same for every edited copy.
-    mlp = _as_tensor(_get(block, arch.mlp)(_maybe(block, arch.mlp_norm)(x if layout.parallel else mid)))
+    mlp = _as_tensor(get_attribute(block, arch.mlp)(_maybe(block, arch.mlp_norm)(x if layout.parallel else mid)))
     return mid + _maybe(block, arch.mlp_out_norm)(mlp)
 
 
@@ -180,7 +180,7 @@ class Resumer:
         self.masks = [builders[kind] for kind in layout.kinds]
         self.rotary = {}                   # attention kind -> (cos, sin) at the positions resumed
         if layout.arch.rotary:
-            rotary = _get(model, layout.arch.rotary)
+            rotary = get_attribute(model, layout.arch.rotary)
             x = self.window(run.hidden[0])
             for kind in set(layout.kinds):
                 self.rotary[kind] = rotary(x, self.positions, *([kind] if layout.arch.rotary_per_kind else []))

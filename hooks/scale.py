@@ -21,9 +21,9 @@ from typing import Iterator, Sequence
 
 import torch
 
-from hooks.ablate import _check_rows
+from hooks.ablate import check_rows
 from hooks.architectures import layout_of
-from hooks.silence import _check_token
+from hooks.silence import check_position
 
 
 @contextmanager
@@ -41,8 +41,8 @@ def scale_block(model: torch.nn.Module, layer: int, factor: float, token: int | 
         x = args[0] if args else kwargs["hidden_states"]
         y = out[0] if isinstance(out, tuple) else out
         if token is not None:
-            _check_token(token, y.shape[1])
-        picked = _check_rows(rows, y.shape[0])
+            check_position(token, y.shape[1])
+        picked = check_rows(rows, y.shape[0])
         pos = slice(None) if token is None else token
         new = y.clone()
         r = slice(None) if isinstance(picked, slice) else torch.tensor(picked, device=y.device)

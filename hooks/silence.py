@@ -31,7 +31,7 @@ class Site(NamedTuple):
         return f"L{self.layer:02d}-H{self.head:02d}-T{self.token}"
 
 
-def _check_token(token: int, seq_len: int) -> None:
+def check_position(token: int, seq_len: int) -> None:
     if not 0 <= token < seq_len:
         raise ValueError(
             f"token position {token} is out of range for an input of {seq_len} tokens: "

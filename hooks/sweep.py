@@ -42,7 +42,7 @@ from typing import Sequence
 import torch
 
 from hooks.ablate import ablate
-from hooks.architectures import _get, layout_of
+from hooks.architectures import get_attribute, layout_of
 from hooks.blocks import Resumer, clean_run, tail, why_not_resumable
 from hooks.padding import check_mask, check_token, spans
 from hooks.silence import silence
@@ -271,7 +271,7 @@ def _padding_is_invisible(model, layout, req: Request, run) -> bool:
     """
     b = min(range(len(req.spans)), key=lambda r: req.spans[r][1] - req.spans[r][0])
     start, end = req.spans[b]
-    base = _get(model, layout.arch.blocks.rsplit(".", 1)[0])
+    base = get_attribute(model, layout.arch.blocks.rsplit(".", 1)[0])
     alone = base(req.input_ids[b:b + 1, start:end], output_hidden_states=True, use_cache=False).hidden_states
     return all(_close(batched[b, start:end], own[0]) for batched, own in zip(run.hidden, alone))
 
@@ -316,7 +316,7 @@ def _fast(model, layout, req: Request) -> torch.Tensor:
 def _block_readout(model, layout, req, run, tails, wrong, out, pos) -> None:
     """Fill out[j, i] = hidden_states[L+1] of job j's prompt, its token edited, L = layers[i]."""
     n = layout.n_layers
-    final_norm = _get(model, layout.arch.final_norm)
+    final_norm = get_attribute(model, layout.arch.final_norm)
     for i, L in enumerate(req.layers):
         if L in wrong:
             _fallback(f"the re-run tail of block {L} does not reproduce the clean pass")
@@ -334,7 +334,7 @@ def _final_readout(model, layout, req, run, tails, out, pos) -> bool:
     """Fill out[j, i] = the final hidden states of job j's prompt with L = layers[i] edited
     at its token; False if a clean probe row does not reproduce the clean pass."""
     n = layout.n_layers
-    final_norm = _get(model, layout.arch.final_norm)
+    final_norm = get_attribute(model, layout.arch.final_norm)
     rows_of = {L: [i for i, v in enumerate(req.layers) if v == L] for L in tails}
     for j, (b, t) in enumerate(req.jobs):
         start, end = req.spans[b]

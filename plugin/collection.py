@@ -61,7 +61,7 @@ def _group(name: str):
 
 def _params(setup, argname: str) -> list:
     """The parameters of a study argument, each carrying its shard's xdist group."""
-    from experiments import ioi, scales       # not at import: an xdist controller never needs torch
+    from experiments import ioi, scales       # not at import: collecting no study test needs no torch
 
     if argname == "site":
         return [pytest.param((L, h), id=f"L{L:02d}-H{h:02d}", marks=_group("study"))

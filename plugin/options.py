@@ -130,7 +130,8 @@ def read_options(config) -> Options:
 
 def computes(config) -> bool:
     """Does this process run test items (an xdist worker, or a run without workers)? An xdist
-    controller only schedules and reduces: it never needs torch, and does not import it."""
+    controller only schedules and reduces: it loads no model and runs no forward pass (it
+    reads the config and tokenizer in a background thread, plugin/setup.py)."""
     return hasattr(config, "workerinput") or getattr(config.option, "dist", "no") == "no"
 
 

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_models import random_gpt2_large_in_hf_cache
-
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1.7
 
@@ -42,8 +40,12 @@ def _files(results: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def gpt2_large_home(tmp_path_factory):
+    """Built in a subprocess: a child started by a process that once held the 3 GB model
+    would report that process's resident memory as its own peak (Linux carries it over fork)."""
     home = tmp_path_factory.mktemp("hf")
-    random_gpt2_large_in_hf_cache(home)
+    subprocess.run([sys.executable, "-c", "import sys; from tests.tiny_models import random_gpt2_large_in_hf_cache; "
+                    "random_gpt2_large_in_hf_cache(sys.argv[1])", str(home)], cwd=ROOT, check=True,
+                   capture_output=True)
     return home
 
 
