@@ -138,7 +138,7 @@ GEMMA3_TARGET_FINAL = 5.0
 
 @pytest.fixture(scope="module")
 def gemma3_270m():
-    from experiments.study import SENTENCE
+    from experiments.question import SENTENCE
     from models.loading import load, resolve
 
     model, tokenizer = load(resolve("gemma3-270m"))
