@@ -85,18 +85,25 @@ def test_an_interrupted_run_keeps_the_previous_complete_report(tmp_path):
     cmd = [sys.executable, "-m", "pytest", "-m", "study", "-p", "no:xdist", "-v", f"--results-dir={tmp_path}"]
     # Unbuffered: a pipe would otherwise hold pytest's lines back until kilobytes pile up,
     # and the Ctrl-C below would land after the run ended.
+    # A suite started in the background by a shell without job control (CI runners, nohup
+    # ... &) ignores SIGINT, and an ignored signal stays ignored across exec: give the child
+    # the default disposition, as a run in a terminal has.
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**_env(), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    seen = []
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen, sent = [], None
     for line in proc.stdout:           # wait until the first study item passed (shards remain), then Ctrl-C
         seen.append(line)
         if " PASSED" in line:
             proc.send_signal(signal.SIGINT)
+            sent = len(seen)
             break
     seen.extend(proc.stdout)
     proc.wait(timeout=300)
     out = "".join(seen)
-    assert "run interrupted: report not written" in out, out[-3000:]
+    assert "run interrupted: report not written" in out, (
+        f"Ctrl-C sent after line {sent} of {len(seen)}: {seen[sent - 1] if sent else ''!r}\n"
+        + "".join(seen[:40]) + "\n...\n" + out[-2000:])
     assert _files(previous) == {"summary.json": b'{"complete": true}'}
     assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
 
