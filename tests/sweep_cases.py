@@ -42,6 +42,16 @@ def subsets(n: int):
     return st.none() | st.lists(st.integers(0, n - 1), min_size=1, max_size=n + 1)
 
 
+@st.composite
+def tiny_shapes(draw):
+    """A tiny GPT-2 or Llama (grouped-query included): (family, tiny_model's shape keywords)."""
+    family = draw(st.sampled_from(["gpt2", "llama"]))
+    heads = draw(st.sampled_from([1, 2, 4]))
+    return family, dict(layers=draw(st.integers(1, 3)), heads=heads, head_dim=draw(st.sampled_from([4, 8])),
+                        kv_heads=draw(st.sampled_from([k for k in (1, 2, heads) if heads % k == 0])),
+                        seed=draw(st.integers(0, 2**16)))
+
+
 @torch.no_grad()
 def hooked_entry(model, ids, L, h, t, readout, value=None, complement=False):
     """One entry of a sweep the plain way: hidden_states[L+1] ("block") or [-1] ("final"),

@@ -24,9 +24,6 @@ Run with:  python -m pytest tests/test_patching_benchmarks.py --benchmark-only -
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -34,7 +31,7 @@ from pathlib import Path
 import torch
 
 from hooks import sweep
-from tests.test_sweep_benchmarks import gpt2_large_shape
+from tests.test_sweep_benchmarks import gpt2_large_shape, in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERY_POSITION_TARGET = 15.0
@@ -73,11 +70,7 @@ EVERY_POSITION_SCRIPT = textwrap.dedent("""
 
 def test_gpt2_large_shape_every_position(benchmark):
     """All 6,480 (position, layer, head), readout "final": fast vs the plain loop, and peak memory."""
-    script = EVERY_POSITION_SCRIPT.format(root=str(ROOT))
-    done = benchmark.pedantic(
-        lambda: subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True),
-        rounds=1, iterations=1)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = in_fresh_process(benchmark, EVERY_POSITION_SCRIPT)
     scale = report["entries"] / report["naive_passes"]
     naive_s = report["naive_part_s"] * scale
     ratio = naive_s / report["fast_s"]

@@ -111,13 +111,19 @@ PEAK_SCRIPT = textwrap.dedent("""
 """)
 
 
+def in_fresh_process(benchmark, script: str) -> dict:
+    """Run `script` (formatted with root=) once in a new Python process, timed by the
+    benchmark, and return the JSON report its last line prints."""
+    done = benchmark.pedantic(
+        lambda: subprocess.run([sys.executable, "-c", script.format(root=str(ROOT))], capture_output=True,
+                               text=True, check=True),
+        rounds=1, iterations=1)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_gpt2_large_shape_peak_memory(benchmark):
     """Peak resident memory of a fresh process: build the model, run both fast readouts."""
-    script = PEAK_SCRIPT.format(root=str(ROOT))
-    done = benchmark.pedantic(
-        lambda: subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True),
-        rounds=1, iterations=1)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = in_fresh_process(benchmark, PEAK_SCRIPT)
     peak = max(report["after_block_gib"], report["after_final_gib"])
     report["sweep_extra_gib"] = peak - report["after_build_gib"]
     benchmark.extra_info.update({k: round(v, 3) for k, v in report.items()})

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from hooks import head_values, layout_of, sweep
 from tests.sweep_cases import (assert_entry, assert_exact_with_padding, fast_path_only, hooked_entry, padded,
-                               subsets)
+                               subsets, tiny_shapes)
 from tests.test_sweep_exact import tiny_model
 
 blocks_module = importlib.import_module("hooks.blocks")
@@ -46,11 +46,8 @@ def batches(draw):
 
 @st.composite
 def cases(draw):
-    family = draw(st.sampled_from(["gpt2", "llama"]))
-    heads = draw(st.sampled_from([1, 2, 4]))
-    shape = dict(layers=draw(st.integers(1, 3)), heads=heads, head_dim=draw(st.sampled_from([4, 8])),
-                 kv_heads=draw(st.sampled_from([k for k in (1, 2, heads) if heads % k == 0])),
-                 seed=draw(st.integers(0, 2**16)))
+    family, shape = draw(tiny_shapes())
+    heads = shape["heads"]
     b = draw(batches())
     edits = ["zero", "values", "donor"] + (["complement"] if heads > 1 else [])
     return dict(family=family, shape=shape, **b, edit=draw(st.sampled_from(edits)),

@@ -13,17 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hooks import layout_of, sweep
-from tests.sweep_cases import assert_entry, fast_path_only, hooked_entry, subsets
+from tests.sweep_cases import assert_entry, fast_path_only, hooked_entry, subsets, tiny_shapes
 from tests.test_sweep_exact import assert_exact, random_ids, tiny_model
 
 
 @st.composite
 def cases(draw):
-    family = draw(st.sampled_from(["gpt2", "llama"]))
-    heads = draw(st.sampled_from([1, 2, 4]))
-    shape = dict(layers=draw(st.integers(1, 3)), heads=heads, head_dim=draw(st.sampled_from([4, 8])),
-                 kv_heads=draw(st.sampled_from([k for k in (1, 2, heads) if heads % k == 0])),
-                 seed=draw(st.integers(0, 2**16)))
+    family, shape = draw(tiny_shapes())
+    heads = shape["heads"]
     seq = draw(st.integers(1, 9))
     tokens = draw(st.lists(st.integers(0, seq - 1), min_size=1, max_size=min(seq, 4), unique=True))
     edit = draw(st.sampled_from(["zero", "complement", "values", "values per token"] if heads > 1
