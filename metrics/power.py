@@ -1,22 +1,22 @@
-"""Power and false-positive rates of the suite's tests, measured on the run's own noise.
+"""Power of the suite's tests: predicted by normal theory, realized on the run's own noise.
 
-A failed test is only evidence of "no effect" if the test could have seen one. Both
-functions here plant effects of known size into a null built from the data and count how
-often the suite's tests find them:
+A failed test is only evidence of "no effect" if the test could have seen one. Two routes:
 
-- the NULL keeps the run's real noise: each unit's differences minus their own mean
-  (residuals), each value with a random sign (symmetric about 0, the real magnitudes);
-- a PLANTED effect adds k x SESOI to a unit's null values.
+PREDICTED (normal theory, per unit, exact up to the chi-square grid below):
+`difference_power`  the chance the two-sided t-test at the unit's level finds a true shift
+                    (the `power` column: a shift of SESOI, the unit's observed SD)
+`tost_power`        the chance TOST at the unit's level shows a true shift of 0 within
+                    +-SESOI; with the SD at its upper confidence bound (`sd_upper`), it gates
+                    "within SESOI" (metrics.statistics.category)
 
-`unit_power`      per unit: the chance its test (at the family's corrected threshold) detects
-                  a planted effect; this gates "equivalent" (metrics.statistics.category).
-`family_rates`    per family: plant into ONE randomly drawn unit per draw, run the whole
-                  family's test with its correction, and count detections of the planted
-                  unit, and false positives among the others (the false-positive rate under
-                  the data's null: k = 0 plants nothing).
+REALIZED (simulation on the run's own noise: each unit's differences minus their own mean,
+each value with a random sign, plus a planted shift):
+`family_rates`      per family: plant into ONE randomly drawn unit per draw, run the whole
+                    family's test with its correction, and count detections of the planted
+                    unit, and false positives among the others (k = 0 plants nothing)
+`control_draws`     the planted-effect control (experiments/analysis.planted_control)
 
-Sign patterns are enumerated exactly when 2**n <= draws (9 heads: 512), otherwise drawn
-with a fixed seed; every figure is reproducible bit for bit.
+Sign patterns are drawn with a fixed seed; every figure is reproducible bit for bit.
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
-from metrics.statistics import METHODS, as_samples, sign_patterns, t_isf, t_tests
+from metrics.statistics import METHODS, as_samples, t_isf
 
 CHUNK = 256        # draws simulated at once: [CHUNK, units, n] float64 stays small
 
@@ -86,18 +87,70 @@ def flagged_from(mean: np.ndarray, se: np.ndarray, n: int, alpha: float, correct
     return out
 
 
-def unit_power(samples, effect: float, threshold: float, draws: int, seed: int) -> np.ndarray:
-    """[units]: P(two-sided one-sample t-test p < threshold) when the unit's true mean is
-    `effect` and its noise is its own sign-flipped residuals (exact over all 2**n patterns
-    when 2**n <= draws). `threshold` is the per-unit level after the family's correction
-    (alpha / m for Bonferroni; a conservative stand-in for Holm)."""
+# Normal-theory power integrates over the sample variance: with V ~ chi-square(n - 1), the
+# standard error is sd/sqrt(n) * sqrt(V / (n - 1)) and the mean is independent of it, so a
+# test's power is an average over V of normal probabilities. GRID equally likely quantiles
+# of V make that average exact to about 1e-4 (tests/test_power.py compares with scipy's
+# noncentral t), and stay finite where scipy's nctdtr returns nan.
+GRID = 2000
+
+
+def _variance_ratio(n: int) -> np.ndarray:
+    """[GRID] quantiles of V / (n - 1), V ~ chi-square(n - 1), at the midpoints of GRID equal bins."""
+    return special.chdtri(n - 1, 1 - (np.arange(GRID) + 0.5) / GRID) / (n - 1)
+
+
+def difference_power(n: int, sd, shift: float, level: float) -> np.ndarray:
+    """[units]: P(two-sided one-sample t-test at `level` rejects | true mean `shift`, normal
+    noise of SD `sd` [units], n values). sd 0: certain (1) unless shift is 0 (level)."""
+    sd = np.atleast_1d(np.asarray(sd, dtype=np.float64))
+    c = t_isf(level / 2, n - 1) * np.sqrt(_variance_ratio(n))                  # [GRID]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.abs(shift) * np.sqrt(n) / sd                                    # [units]
+    out = (special.ndtr(d[:, None] - c) + special.ndtr(-d[:, None] - c)).mean(1)
+    return np.where(sd > 0, out, 1.0 if shift else level)
+
+
+def tost_power(n: int, sd, sesoi: float, level: float, shift: float = 0.0) -> np.ndarray:
+    """[units]: P(TOST at `level`, both one-sided tests at `level`, shows the mean within
+    +-sesoi | true mean `shift`, normal noise of SD `sd` [units], n values).
+
+    TOST rejects when -sesoi + c se < mean < sesoi - c se (c the one-sided critical value):
+    given the SE, a normal probability of the mean, averaged over the SE's distribution.
+    sd 0: certain (1) when |shift| < sesoi, else 0.
+    """
+    sd = np.atleast_1d(np.asarray(sd, dtype=np.float64))
+    c = t_isf(level, n - 1) * np.sqrt(_variance_ratio(n))                      # [GRID], in SE units
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = (sesoi * np.sqrt(n) / sd)[:, None]                                 # the band, in sd/sqrt(n) units
+        s = (shift * np.sqrt(n) / sd)[:, None]
+    inside = special.ndtr(a - c - s) - special.ndtr(-a + c - s)
+    out = np.maximum(inside, 0.0).mean(1)
+    return np.where(sd > 0, out, float(abs(shift) < sesoi))
+
+
+def planted_detections(samples, effect: float, level: float, draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The realized side of a planted-effect control: (unit [draws], detected [draws] bool).
+
+    Each draw takes a uniformly drawn unit, its residuals with random signs, plus a shift of
+    +-effect (random sign), and tests it with the two-sided t-test at `level`. Under
+    Bonferroni a unit's decision does not depend on the other units of its family, so only
+    the planted unit is simulated; `level` is the family's per-unit level (alpha / m).
+    """
     r = residuals(samples)
-    flips, _ = sign_patterns(r.shape[1], draws, seed)
-    out = np.empty(r.shape[0])
-    for u in range(r.shape[0]):
-        _, p = t_tests(flips * r[u] + effect)
-        out[u] = np.mean(p < threshold)
-    return out
+    units, n = r.shape
+    rng = np.random.default_rng(seed)
+    unit = rng.integers(0, units, size=draws)
+    signs = rng.integers(0, 2, size=(draws, n), dtype=np.int8) * 2 - 1
+    x = signs * r[unit] + rng.choice((-1.0, 1.0), size=draws)[:, None] * effect
+    mean, se = x.mean(1), x.std(1, ddof=1) / np.sqrt(n)
+    return unit, flagged_from(mean[:, None], se[:, None], n, level, "bonferroni")[:, 0]
+
+
+def sd_upper(sd, n: int, confidence: float) -> np.ndarray:
+    """One-sided `confidence` upper bound of the SD from n values (chi-square):
+    sd * sqrt((n - 1) / q), q the (1 - confidence) quantile of chi-square(n - 1)."""
+    return np.asarray(sd, dtype=np.float64) * np.sqrt((n - 1) / special.chdtri(n - 1, confidence))
 
 
 @dataclass(frozen=True)

@@ -17,3 +17,11 @@ def block_outputs(hidden_states) -> torch.Tensor:
 def cosine(states: torch.Tensor, i: int, j: int) -> torch.Tensor:
     """states [..., seq, d] -> cosine between positions i and j, shape [...]."""
     return F.cosine_similarity(states[..., i, :], states[..., j, :], dim=-1)
+
+
+def relative_change(after: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """[..., d] x [..., d] -> [...]: max|after - before| / max(1, max|before|) over the last
+    axis, the scale of the engine's exactness bound (hooks/precision.py). A manipulation
+    check compares it with a multiple of that bound (experiments/manipulation.py)."""
+    scale = before.float().abs().amax(-1).clamp(min=1.0)
+    return (after.float() - before.float()).abs().amax(-1) / scale

@@ -2,21 +2,29 @@
 
 A *unit* is what a claim is about; its *sample* is the set of differences (silenced - clean)
 that measure it:
-- a block on the study sentence: its heads' differences ([n_heads]; the seed's t-test);
-- a head across the prompt set: its per-prompt differences ([n_prompts]; paired, each prompt
-  its own clean control).
+- a head across the sentences of the population ([n_sentences]; paired, each sentence its
+  own clean control): the unit where heads act, the primary one;
+- a block on the study sentence: its heads' differences ([n_heads]; the seed's t-test,
+  kept as its replication; the heads of a block are not samples of one quantity).
 
-`analyse(samples, keys, ...)` describes every unit (mean, sd, CI, Cohen's d, one-sample
-t-test, sign-flip permutation test, TOST against +-SESOI), corrects the p-values across the
-units, and puts each unit in ONE category (the suite's only verdict taxonomy):
+`analyse(samples, keys, ...)` describes every unit (mean, sd, Cohen's d, one-sample t-test,
+sign-flip permutation test), and takes three decisions, each at one level for every unit
+(Bonferroni over the units: level = alpha / m), each read off an interval it prints:
 
-    effect             significant (family correction) and not shown to lie within +-SESOI
-    negligible effect  significant, yet shown to lie within +-SESOI (consistent but tiny)
-    equivalent         not significant, shown within +-SESOI, AND the test had the power to
-                       see a SESOI effect (power >= the plan's target)
-    undecided          anything else: the data still allow a change of SESOI or more, or the
-                       test could not have seen one (absence of evidence, with its power)
+    significant    the (1 - level) interval excludes 0             (two-sided t-test)
+    beyond SESOI   the (1 - level) interval lies entirely outside +-SESOI (minimum-effect test)
+    within SESOI   the (1 - 2 level) interval lies inside +-SESOI   (TOST)
 
+and puts the unit in ONE category (the suite's only taxonomy, named by what was shown):
+
+    beyond SESOI          shown to move by more than SESOI
+    within SESOI          shown to move by less than SESOI, where TOST had the power to show it
+                          (power >= the plan's target, with the SD at its upper bound)
+    not shown negligible  significant, but neither beyond nor within
+    undecided             anything else: the data allow both a change of SESOI and none
+
+A unit both significant and within SESOI is "within SESOI" (the report says "significant,
+within SESOI": the seed's test sees it, the size is negligible).
 Everything is vectorized over units (numpy + scipy.special's t distribution), so the power
 simulations in metrics/power.py can run the same tests thousands of times.
 """
@@ -29,7 +37,7 @@ import numpy as np
 from scipy import special
 
 METHODS = ("bonferroni", "holm", "bh")
-CATEGORIES = ("effect", "negligible effect", "equivalent", "undecided")
+CATEGORIES = ("beyond SESOI", "not shown negligible", "within SESOI", "undecided")
 
 
 # Student's t distribution through the scipy.special functions that scipy's t distribution
@@ -113,6 +121,25 @@ def tost_p(x: np.ndarray, sesoi: float) -> np.ndarray:
     p_lower = np.where(constant, np.where(first > -sesoi, 0.0, 1.0), p_lower)
     p_upper = np.where(constant, np.where(first < sesoi, 0.0, 1.0), p_upper)
     return np.maximum(p_lower, p_upper)
+
+
+def beyond_p(x: np.ndarray, sesoi: float) -> np.ndarray:
+    """Minimum-effect test of each row's mean against the band [-sesoi, +sesoi]: [units].
+
+    H0: |mean| <= sesoi. p = 2 min(p_above, p_below), p_above testing mean > +sesoi and
+    p_below mean < -sesoi, so that p < level exactly when the two-sided (1 - level) interval
+    lies entirely outside the band. A constant row lies outside the band or not, with
+    certainty (p 0 or 1; on the bound is not outside).
+    """
+    if not sesoi > 0:
+        raise ValueError(f"sesoi must be > 0, got {sesoi}")
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1]
+    mean = x.mean(-1)
+    constant = np.ptp(x, axis=-1) == 0
+    se = np.where(constant, 1.0, x.std(-1, ddof=1) / np.sqrt(n))
+    p = np.minimum(1.0, 2 * np.minimum(t_sf((mean - sesoi) / se, n - 1), t_cdf((mean + sesoi) / se, n - 1)))
+    return np.where(constant, np.where(np.abs(x[..., 0]) > sesoi, 0.0, 1.0), p)
 
 
 def tost(sample, sesoi: float) -> float:
@@ -208,9 +235,13 @@ def reject(pvalues, alpha: float, method: str, axis: int | None = None) -> np.nd
 class UnitStats:
     """Everything the suite says about one unit (a block, or a head); units of the data.
 
-    `significant` and `equivalent` are after the family's corrections (p_adjusted,
-    p_tost_adjusted); `power` is the measured chance that this unit's test would detect a
-    true effect of SESOI size (metrics/power.py), nan where not measured.
+    Every decision is taken at `level` = alpha / m (Bonferroni over the m units of the
+    family) and is read off an interval printed beside it: [ci_low, ci_high] at 1 - level
+    (significant: excludes 0; beyond: entirely outside +-SESOI), [eq_low, eq_high] at
+    1 - 2 level (within: inside +-SESOI). `power` is the difference test's chance to find a
+    true shift of SESOI (normal theory, the observed SD); `tost_power` TOST's chance to show
+    a true shift of 0 within +-SESOI, with the SD at its upper confidence bound
+    (metrics/power.py). Both nan where not computed.
     """
 
     layer: int
@@ -219,26 +250,41 @@ class UnitStats:
     mean: float
     sd: float                   # ddof=1
     se: float
-    ci_low: float               # 95% confidence interval of the mean (t distribution)
+    level: float                # the per-unit level of every decision (alpha / m)
+    ci_low: float               # (1 - level) interval of the mean (t distribution)
     ci_high: float
+    eq_low: float               # (1 - 2 level) interval: TOST's
+    eq_high: float
     cohen_d: float              # mean / sd; +-inf for a constant non-zero sample
     t: float
     p: float
     p_permutation: float        # sign-flip test against 0 (exact when 2**n <= 9999)
-    p_holm: float               # p adjusted over the family, for the reader beside the plan's
-    p_bh: float
-    p_adjusted: float           # p adjusted by the plan's correction (the one that decides)
+    p_adjusted: float           # p x m, capped at 1 (the Bonferroni-adjusted p that decides)
     significant: bool
     sesoi: float
     p_tost: float
     p_tost_adjusted: float
-    equivalent: bool
+    equivalent: bool            # TOST rejects: the (1 - 2 level) interval lies inside +-SESOI
+    p_beyond: float
+    p_beyond_adjusted: float
+    beyond: bool                # the minimum-effect test rejects: the (1 - level) interval lies outside
     power: float
+    tost_power: float
     category: str
 
     @property
     def label(self) -> str:
         return f"L{self.layer:02d}" if self.head is None else f"L{self.layer:02d}-H{self.head:02d}"
+
+    @property
+    def verdict(self) -> str:
+        """The category in words, with significance where it adds to it ("significant, within SESOI")."""
+        return f"significant, {self.category}" if self.significant and self.category == "within SESOI" else self.category
+
+    def interval(self) -> str:
+        """"[low, high]" at the level the decision used (the TOST one for a unit within SESOI)."""
+        low, high = (self.eq_low, self.eq_high) if self.category == "within SESOI" else (self.ci_low, self.ci_high)
+        return f"[{low:+.4f}, {high:+.4f}]"
 
     def as_row(self) -> dict:
         """Flat dict for a CSV row (no `head` column for a block)."""
@@ -248,54 +294,62 @@ class UnitStats:
         return row
 
 
-def category(significant: bool, equivalent: bool, power: float, power_target: float) -> str:
-    """The one verdict of a unit (see the module docstring)."""
+def category(*, significant: bool, equivalent: bool, beyond: bool, tost_power: float, power_target: float) -> str:
+    """The one category of a unit (see the module docstring)."""
+    if beyond:
+        return "beyond SESOI"
+    if equivalent and tost_power >= power_target:
+        return "within SESOI"
     if significant:
-        return "negligible effect" if equivalent else "effect"
-    if equivalent and power >= power_target:
-        return "equivalent"
+        return "not shown negligible"
     return "undecided"
 
 
 def analyse(samples, keys, *, alpha: float, correction: str, equivalence_correction: str,
-            sesoi: float, power=None, power_target: float = 0.8, n_resamples: int = 9999,
+            sesoi: float, power=None, tost_power=None, power_target: float = 0.8, n_resamples: int = 9999,
             seed: int = 0) -> list[UnitStats]:
     """samples [units, n] (one row per unit), keys [(layer, head or None)] -> one UnitStats per unit.
 
-    Corrections are over the units of this call; `power` [units] (or None: nan, never
-    "equivalent") is the unit's measured power to detect a SESOI effect.
+    Corrections are over the units of this call, and must be "bonferroni" (every decision one
+    interval at one level). `power`, `tost_power` [units] (or None: nan) come from
+    metrics/power.py; without `tost_power` no unit is "within SESOI".
     """
+    if correction != "bonferroni" or equivalence_correction != "bonferroni":
+        raise ValueError(f"corrections {correction!r} / {equivalence_correction!r}: decisions are intervals at one "
+                         "level, so both must be 'bonferroni'")
     x = as_samples(samples)
     if len(keys) != x.shape[0]:
         raise ValueError(f"{len(keys)} keys for {x.shape[0]} units: pass one (layer, head) per row")
-    n = x.shape[1]
+    m, n = x.shape
+    level = alpha / m
     constant = np.ptp(x, axis=1) == 0
     # A constant row's mean is its value (x.mean() can be off in the last bit).
     mean = np.where(constant, x[:, 0], x.mean(1))
     sd = np.where(constant, 0.0, x.std(1, ddof=1))
     se = sd / np.sqrt(n)
-    half = t_ppf(0.975, n - 1) * se
+    half, eq_half = t_isf(level / 2, n - 1) * se, t_isf(level, n - 1) * se
     with np.errstate(divide="ignore", invalid="ignore"):
         cohen_d = np.where(constant, np.where(mean == 0, 0.0, np.sign(mean) * np.inf), mean / sd)
     t, p = t_tests(x)
-    p_tost = tost_p(x, sesoi)
+    p_tost, p_beyond = tost_p(x, sesoi), beyond_p(x, sesoi)
     p_perm = sign_flip_p(x, n_resamples, seed)
-    p_adj = adjust(p, correction)
-    significant = reject(p, alpha, correction)
-    p_tost_adj = adjust(p_tost, equivalence_correction)
-    equivalent = p_tost_adj < alpha
-    power = np.full(x.shape[0], np.nan) if power is None else np.asarray(power, dtype=np.float64)
-    p_holm, p_bh = adjust(p, "holm"), adjust(p, "bh")
+    significant, equivalent, beyond = (reject(q, alpha, "bonferroni") for q in (p, p_tost, p_beyond))
+    p_adj, p_tost_adj, p_beyond_adj = (adjust(q, "bonferroni") for q in (p, p_tost, p_beyond))
+    power = np.full(m, np.nan) if power is None else np.asarray(power, dtype=np.float64)
+    tost_power = np.full(m, np.nan) if tost_power is None else np.asarray(tost_power, dtype=np.float64)
     out = []
     for i, (layer, head) in enumerate(keys):
         out.append(UnitStats(
             layer=int(layer), head=None if head is None else int(head), n=n, mean=float(mean[i]),
-            sd=float(sd[i]), se=float(se[i]), ci_low=float(mean[i] - half[i]), ci_high=float(mean[i] + half[i]),
+            sd=float(sd[i]), se=float(se[i]), level=float(level), ci_low=float(mean[i] - half[i]),
+            ci_high=float(mean[i] + half[i]), eq_low=float(mean[i] - eq_half[i]), eq_high=float(mean[i] + eq_half[i]),
             cohen_d=float(cohen_d[i]), t=float(t[i]), p=float(p[i]), p_permutation=float(p_perm[i]),
-            p_holm=float(p_holm[i]), p_bh=float(p_bh[i]), p_adjusted=float(p_adj[i]),
-            significant=bool(significant[i]), sesoi=float(sesoi), p_tost=float(p_tost[i]),
-            p_tost_adjusted=float(p_tost_adj[i]), equivalent=bool(equivalent[i]), power=float(power[i]),
-            category=category(bool(significant[i]), bool(equivalent[i]), float(power[i]), power_target)))
+            p_adjusted=float(p_adj[i]), significant=bool(significant[i]), sesoi=float(sesoi),
+            p_tost=float(p_tost[i]), p_tost_adjusted=float(p_tost_adj[i]), equivalent=bool(equivalent[i]),
+            p_beyond=float(p_beyond[i]), p_beyond_adjusted=float(p_beyond_adj[i]), beyond=bool(beyond[i]),
+            power=float(power[i]), tost_power=float(tost_power[i]),
+            category=category(significant=bool(significant[i]), equivalent=bool(equivalent[i]),
+                              beyond=bool(beyond[i]), tost_power=float(tost_power[i]), power_target=power_target)))
     return out
 
 

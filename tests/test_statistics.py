@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.statistics import (CATEGORIES, adjust, analyse, category, one_sample_t, reject, sign_flip_p, t_cdf,
-                                t_isf, t_ppf, t_sf, tost)
+from metrics.statistics import (CATEGORIES, adjust, analyse, beyond_p, category, one_sample_t, reject, sign_flip_p,
+                                t_cdf, t_isf, t_ppf, t_sf, tost)
 
 
 def standardized(n: int, mean: float, sd: float, seed: int = 0) -> np.ndarray:
@@ -104,8 +104,8 @@ def test_adjusted_p_properties(p):
 def table(samples, keys=None, **kw):
     samples = np.asarray(samples, dtype=float)
     keys = keys or [(i, None) for i in range(samples.shape[0])]
-    args = dict(alpha=0.05, correction="bonferroni", equivalence_correction="holm", sesoi=0.01,
-                power=np.ones(len(keys)), power_target=0.8)
+    args = dict(alpha=0.05, correction="bonferroni", equivalence_correction="bonferroni", sesoi=0.01,
+                power=np.ones(len(keys)), tost_power=np.ones(len(keys)), power_target=0.8)
     args.update(kw)
     return analyse(samples, keys, **args)
 
@@ -120,7 +120,10 @@ def test_analyse_matches_scipy():
     assert d.mean == pytest.approx(x.mean())
     assert d.sd == pytest.approx(x.std(ddof=1))
     assert d.se == pytest.approx(stats.sem(x))
+    assert d.level == 0.05                            # one unit: alpha itself
     assert (d.ci_low, d.ci_high) == pytest.approx((ci.low, ci.high))
+    tost_ci = ref.confidence_interval(0.90)           # TOST at alpha is the (1 - 2 alpha) interval
+    assert (d.eq_low, d.eq_high) == pytest.approx((tost_ci.low, tost_ci.high))
     assert d.t == pytest.approx(ref.statistic) and d.p == pytest.approx(ref.pvalue)
     assert d.cohen_d == pytest.approx(x.mean() / x.std(ddof=1))
     lower = stats.ttest_1samp(x, -0.5, alternative="greater").pvalue
@@ -210,11 +213,46 @@ def planted_blocks(seed: int = 0) -> np.ndarray:
     return deltas
 
 
-def test_a_planted_effect_is_an_effect_and_the_rest_equivalent():
+def test_a_planted_effect_is_beyond_sesoi_and_the_rest_within():
     rows = table(planted_blocks())
     assert [r.layer for r in rows] == list(range(12))
-    assert rows[5].category == "effect" and rows[5].significant and not rows[5].equivalent
-    assert all(r.category == "equivalent" for i, r in enumerate(rows) if i != 5)
+    assert rows[5].category == "beyond SESOI" and rows[5].significant and rows[5].beyond and not rows[5].equivalent
+    assert all(r.category == "within SESOI" for i, r in enumerate(rows) if i != 5)
+
+
+def test_significant_inside_the_band_is_not_beyond_sesoi():
+    """Issue 14's L00-H07: an interval inside ±SESOI that excludes 0 is significant and never
+    "beyond SESOI"; shown inside, it is "within SESOI" (said "significant, within SESOI")."""
+    x = standardized(100, -0.0085, 0.004)
+    (row,) = table([x])
+    assert row.significant and not row.beyond and row.equivalent
+    assert row.category == "within SESOI" and row.verdict == "significant, within SESOI"
+    (wide,) = table([standardized(100, -0.0085, 0.02)])          # significant, straddles the bound
+    assert wide.significant and not wide.beyond and not wide.equivalent
+    assert wide.category == "not shown negligible"
+
+
+def test_beyond_sesoi_is_the_decision_interval_lying_outside_the_band():
+    """Minimum-effect test: p_beyond < level exactly when the (1 - level) interval lies
+    entirely outside ±SESOI, for every unit (Hypothesis-free: a grid of means and SDs)."""
+    means, sds = np.meshgrid(np.linspace(-0.05, 0.05, 41), [0.001, 0.005, 0.02])
+    x = np.stack([standardized(30, m, sd) for m, sd in zip(means.ravel(), sds.ravel())])
+    rows = table(x)
+    for r in rows:
+        outside = r.ci_low > 0.01 or r.ci_high < -0.01
+        assert r.beyond == outside, (r.mean, r.sd, r.ci_low, r.ci_high)
+        inside = -0.01 < r.eq_low and r.eq_high < 0.01
+        assert r.equivalent == inside, (r.mean, r.sd, r.eq_low, r.eq_high)
+    assert r.level == pytest.approx(0.05 / len(rows))
+
+
+def test_the_minimum_effect_test_matches_scipy_one_sided_tests():
+    from scipy import stats
+    x = np.random.default_rng(4).normal(0.03, 0.02, 25)
+    above = stats.ttest_1samp(x, 0.01, alternative="greater").pvalue
+    below = stats.ttest_1samp(x, -0.01, alternative="less").pvalue
+    assert beyond_p(x[None], 0.01)[0] == pytest.approx(min(1.0, 2 * min(above, below)))
+    assert beyond_p(np.full((1, 3), 0.02), 0.01)[0] == 0.0 and beyond_p(np.full((1, 3), 0.01), 0.01)[0] == 1.0
 
 
 def test_wide_noise_is_undecided():
@@ -225,38 +263,40 @@ def test_wide_noise_is_undecided():
     assert all(r.p == pytest.approx(1.0) and r.p_tost > 0.3 for r in rows)
 
 
-def test_equivalence_needs_power():
-    """A unit that TOST calls equivalent is still "undecided" when its test lacked the power
-    to see a SESOI effect (absence of evidence is not evidence of absence)."""
+def test_within_sesoi_needs_tost_power():
+    """A unit that TOST calls equivalent is still "undecided" when TOST lacked the power
+    (absence of evidence is not evidence of absence)."""
     deltas = planted_blocks()
     powered = table(deltas)
-    weak = table(deltas, power=np.full(12, 0.5))
+    weak = table(deltas, tost_power=np.full(12, 0.5))
     assert powered[0].equivalent and weak[0].equivalent
-    assert powered[0].category == "equivalent" and weak[0].category == "undecided"
-    assert weak[5].category == "effect"              # power gates "no effect" claims only
+    assert powered[0].category == "within SESOI" and weak[0].category == "undecided"
+    assert weak[5].category == "beyond SESOI"              # power gates "no effect" claims only
+    assert table(deltas, tost_power=None)[0].category == "undecided"
 
 
 def test_one_taxonomy():
-    assert CATEGORIES == ("effect", "negligible effect", "equivalent", "undecided")
-    assert category(True, False, 0.1, 0.8) == "effect"
-    assert category(True, True, 0.1, 0.8) == "negligible effect"
-    assert category(False, True, 0.9, 0.8) == "equivalent"
-    assert category(False, True, 0.7, 0.8) == "undecided"
-    assert category(False, False, 1.0, 0.8) == "undecided"
+    assert CATEGORIES == ("beyond SESOI", "not shown negligible", "within SESOI", "undecided")
+    kw = dict(tost_power=0.9, power_target=0.8)
+    assert category(significant=True, equivalent=False, beyond=True, **kw) == "beyond SESOI"
+    assert category(significant=True, equivalent=False, beyond=False, **kw) == "not shown negligible"
+    assert category(significant=True, equivalent=True, beyond=False, **kw) == "within SESOI"
+    assert category(significant=False, equivalent=True, beyond=False, **kw) == "within SESOI"
+    assert category(significant=False, equivalent=True, beyond=False, tost_power=0.7, power_target=0.8) == "undecided"
+    assert category(significant=False, equivalent=False, beyond=False, **kw) == "undecided"
 
 
-def test_corrections_are_over_the_units_of_one_call():
+def test_corrections_are_bonferroni_over_the_units_of_one_call():
     deltas = np.random.default_rng(2).normal(0.001, 0.003, (36, 20))
     rows = table(deltas)
     p = np.array([r.p for r in rows])
     assert [r.significant for r in rows] == list(p < 0.05 / 36)
     np.testing.assert_allclose([r.p_adjusted for r in rows], np.minimum(36 * p, 1.0))
-    np.testing.assert_allclose([r.p_holm for r in rows], adjust(p, "holm"))
-    np.testing.assert_allclose([r.p_bh for r in rows], adjust(p, "bh"))
-    np.testing.assert_allclose([r.p_tost_adjusted for r in rows], adjust([r.p_tost for r in rows], "holm"))
-    assert [r.equivalent for r in rows] == [r.p_tost_adjusted < 0.05 for r in rows]
-    holm = table(deltas, correction="holm")
-    np.testing.assert_allclose([r.p_adjusted for r in holm], adjust(p, "holm"))
+    np.testing.assert_allclose([r.p_tost_adjusted for r in rows], adjust([r.p_tost for r in rows], "bonferroni"))
+    assert [r.equivalent for r in rows] == [r.p_tost < 0.05 / 36 for r in rows]
+    assert [r.beyond for r in rows] == [r.p_beyond < 0.05 / 36 for r in rows]
+    with pytest.raises(ValueError, match="must be 'bonferroni'"):
+        table(deltas, correction="holm")
 
 
 def test_rows_are_deterministic_and_flat():
