@@ -1,12 +1,14 @@
 """The analysis plan (analysis_plan.toml at the repository root): every number a claim uses.
 
-    plan = load_plan()                      # checked: every entry has a value and a reason
+    plan = load_plan()                      # checked: every entry has a value, a reason, a history
     plan.sesoi, plan.alpha, plan.power_target, ...
     plan.digest                             # sha256 of the file (and of any override)
+    plan.frozen                             # the file is the frozen plan (FROZEN_SHA256), no override
     plan.with_overrides(sesoi=0.02)         # exploration: another plan, with its own digest
 
 The claims in tests/ read their thresholds from here and nowhere else; summary.json and
 the run's header carry the digest, so a reader can tell which plan judged a result.
+`run_kind` says whether a run is exploratory or confirmatory under this plan.
 """
 from __future__ import annotations
 
@@ -18,7 +20,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PLAN_FILE = Path(__file__).resolve().parents[1] / "analysis_plan.toml"
-CORRECTIONS = ("bonferroni", "holm", "bh")
+# The frozen plan: confirmatory runs are judged by exactly this file (README, "The analysis
+# plan"). Changing the plan means changing this line in the same reviewed commit.
+FROZEN_SHA256 = "to be set when the plan is frozen"
+# Every decision is one interval at one level (alpha / m), which the report prints: a
+# single-step correction. (metrics.statistics.adjust still offers Holm and BH for reading.)
+CORRECTIONS = ("bonferroni",)
+OUTCOMES = ("held", "refuted", "not established")
 
 
 class PlanError(ValueError):
@@ -35,14 +43,23 @@ _ENTRIES = {
     "max_abs_delta_per_head": (float, lambda v: 0 < v < 2, "a finite cosine difference in (0, 2)"),
     "baseline_exempt_blocks": (list, lambda v: set(v) <= {"first", "last"}, 'a list of "first" / "last"'),
     "power_target": (float, lambda v: 0 < v < 1, "a probability in (0, 1)"),
+    "sd_upper_confidence": (float, lambda v: 0.5 <= v < 1, "a confidence level in [0.5, 1)"),
     "planted_effects": (list, lambda v: v and all(isinstance(k, (int, float)) and k > 0 for k in v),
                         "a non-empty list of positive multiples of SESOI"),
     "simulation_draws": (int, lambda v: v >= 100, "an integer >= 100"),
     "simulation_seed": (int, lambda v: v >= 0, "an integer >= 0"),
-    "control_draws": (int, lambda v: v >= 10, "an integer >= 10"),
+    "control_draws": (int, lambda v: v >= 100, "an integer >= 100"),
+    "control_z": (float, lambda v: 0 < v <= 10, "a number of standard errors in (0, 10]"),
+    "manipulation_factor": (float, lambda v: v >= 1 and math.isfinite(v), "a finite multiple >= 1 of the engine's bound"),
     "skip_block_control": (float, lambda v: 0 < v <= 1, "a fraction of blocks in (0, 1]"),
     "scale_test_prompts": (int, lambda v: v >= 3, "an integer >= 3"),
     "top_k": (list, lambda v: v and all(isinstance(k, int) and k > 0 for k in v), "a list of positive integers"),
+    "population_size": (int, lambda v: v >= 200 and v % 2 == 0, "an even integer >= 200"),
+    "population_seed": (int, lambda v: v >= 0, "an integer >= 0"),
+    "exploratory_models": (list, lambda v: all(isinstance(m, str) and m for m in v), "a list of model names"),
+    "fail_on": (list, lambda v: "refuted" in v and set(v) <= set(OUTCOMES),
+                f"a list of outcomes among {OUTCOMES} that holds 'refuted'"),
+    "governing_claim": (str, lambda v: v in ("sesoi", "significance"), "'sesoi' or 'significance'"),
     "ioi_pairs": (int, lambda v: v >= 10, "an integer >= 10"),
     "ioi_sesoi": (float, lambda v: v > 0 and math.isfinite(v), "a finite logit difference > 0"),
     "ioi_seed": (int, lambda v: v >= 0, "an integer >= 0"),
@@ -63,17 +80,26 @@ class AnalysisPlan:
     max_abs_delta_per_head: float
     baseline_exempt_blocks: tuple
     power_target: float
+    sd_upper_confidence: float
     planted_effects: tuple
     simulation_draws: int
     simulation_seed: int
     control_draws: int
+    control_z: float
+    manipulation_factor: float
     skip_block_control: float
     scale_test_prompts: int
     top_k: tuple
+    population_size: int
+    population_seed: int
+    exploratory_models: tuple
+    fail_on: tuple
+    governing_claim: str
     ioi_pairs: int
     ioi_sesoi: float
     ioi_seed: int
     reasons: dict = field(compare=False)       # entry -> its reason, as written in the file
+    histories: dict = field(compare=False)     # entry -> [{date, value, replaced?, why}], oldest first
     source: str = field(compare=False)         # the file's text
     overrides: tuple = ()                      # ((entry, value), ...) applied on top of the file
 
@@ -89,6 +115,15 @@ class AnalysisPlan:
     def short_digest(self) -> str:
         return self.digest[:12]
 
+    @property
+    def frozen(self) -> bool:
+        """Is this the frozen plan, with no override?"""
+        return not self.overrides and self.digest == FROZEN_SHA256
+
+    def fails_run(self, outcome: str) -> bool:
+        """Does a claim with this outcome fail the run (fail_on)?"""
+        return outcome in self.fail_on
+
     def values(self) -> dict:
         """{entry: value} of the effective plan (JSON-ready; tuples as lists)."""
         return {name: list(v) if isinstance(v, tuple) else v
@@ -96,8 +131,10 @@ class AnalysisPlan:
 
     def as_record(self) -> dict:
         """What summary.json stores: digest, overrides, and every entry with its reason."""
-        return {"file": PLAN_FILE.name, "sha256": self.digest, "overrides": dict(self.overrides),
-                "entries": {k: {"value": v, "reason": self.reasons[k]} for k, v in self.values().items()}}
+        return {"file": PLAN_FILE.name, "sha256": self.digest, "frozen": self.frozen,
+                "frozen_sha256": FROZEN_SHA256, "overrides": dict(self.overrides),
+                "entries": {k: {"value": v, "reason": self.reasons[k], "history": self.histories[k]}
+                            for k, v in self.values().items()}}
 
     def with_overrides(self, **values) -> "AnalysisPlan":
         """Another plan with some entries replaced (by option name: sesoi=, max_delta=)."""
@@ -126,9 +163,35 @@ def _checked(name: str, value, where: str):
     return tuple(value) if kind is list else value
 
 
+def _checked_history(name: str, history, value, where: str) -> list:
+    """[{date, value, replaced?, why}], oldest first, ending with the current value."""
+    if not isinstance(history, list) or not history:
+        raise PlanError(f"{where}: [{name}] has no history; add history = [{{ date = ..., value = ..., why = ... }}]")
+    dates = []
+    for line in history:
+        if not isinstance(line, dict) or not {"date", "value", "why"} <= set(line) or set(line) - {
+                "date", "value", "why", "replaced"}:
+            raise PlanError(f"{where}: [{name}] history lines hold date, value, why (and replaced for a change)")
+        if not isinstance(line["why"], str) or not line["why"].strip():
+            raise PlanError(f"{where}: [{name}] a history line has no `why`")
+        dates.append(str(line["date"]))
+    if dates != sorted(dates):
+        raise PlanError(f"{where}: [{name}] history is not in date order: {dates}")
+    last = history[-1]["value"]
+    if (tuple(last) if isinstance(last, list) else last) != value:
+        raise PlanError(f"{where}: [{name}] value {value!r} is not the last value of its history ({last!r}); "
+                        "add a history line for the change")
+    for before, after in zip(history, history[1:]):
+        if after.get("replaced") != before["value"]:
+            raise PlanError(f"{where}: [{name}] the change of {after['date']} must say what it replaced "
+                            f"(replaced = {before['value']!r})")
+    return [{k: (str(v) if k == "date" else v) for k, v in line.items()} for line in history]
+
+
 def load_plan(path: Path = PLAN_FILE) -> AnalysisPlan:
-    """Read and check the plan: every known entry present, with a value of the right kind and
-    a non-empty reason; no unknown entries (a typo would otherwise be silently ignored)."""
+    """Read and check the plan: every known entry present, with a value of the right kind,
+    a non-empty reason and a history that ends with the value; no unknown entries (a typo
+    would otherwise be silently ignored)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
         data = tomllib.loads(text)
@@ -139,13 +202,44 @@ def load_plan(path: Path = PLAN_FILE) -> AnalysisPlan:
     if unknown or missing:
         raise PlanError(f"{path}: unknown entries {unknown}, missing entries {missing}; every entry of "
                         "experiments/plan.py must be there, and nothing else")
-    values, reasons = {}, {}
+    values, reasons, histories = {}, {}, {}
     for name in _ENTRIES:
         entry = data[name]
-        if not isinstance(entry, dict) or set(entry) != {"value", "reason"}:
-            raise PlanError(f"{path}: [{name}] must hold exactly `value` and `reason`")
+        if not isinstance(entry, dict) or set(entry) != {"value", "reason", "history"}:
+            raise PlanError(f"{path}: [{name}] must hold exactly `value`, `reason` and `history`")
         if not isinstance(entry["reason"], str) or not entry["reason"].strip():
             raise PlanError(f"{path}: [{name}] has no reason; every number of the plan needs one")
         values[name] = _checked(name, entry["value"], str(path))
         reasons[name] = entry["reason"].strip()
-    return AnalysisPlan(**values, reasons=reasons, source=text)
+        histories[name] = _checked_history(name, entry["history"], values[name], str(path))
+    return AnalysisPlan(**values, reasons=reasons, histories=histories, source=text)
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """Exploratory or confirmatory, and why (the report's headline says it)."""
+
+    kind: str        # "exploratory", "confirmatory" or "known-answer"
+    why: str
+
+
+def run_kind(plan: AnalysisPlan, model: str, prompt_set: str | None, known_answer: bool = False) -> RunKind:
+    """What kind of run this is under `plan`.
+
+    prompt_set: "exploration" or "confirmation" (the population's halves), another name for
+    a user's file, or None (no prompt set). A run on a planted model is a known-answer run.
+    """
+    if known_answer:
+        return RunKind("known-answer", "a model with a planted effect of known size (experiments/known_answers.py): "
+                                       "a check that the claims can fail, not a result about a model")
+    if not plan.frozen:
+        why = (f"the plan is overridden ({dict(plan.overrides)})" if plan.overrides
+               else f"the plan (sha256 {plan.short_digest}) is not the frozen one ({FROZEN_SHA256[:12]})")
+        return RunKind("exploratory", why)
+    if model in plan.exploratory_models and prompt_set != "confirmation":
+        return RunKind("exploratory", f"{model} was explored before the plan was written, and this run's "
+                                      "sentences are not the confirmation half")
+    if model in plan.exploratory_models:
+        return RunKind("confirmatory", f"the frozen plan on the confirmation half, which the plan has not seen "
+                                       f"(the study sentence itself was seen in {model}'s exploration)")
+    return RunKind("confirmatory", f"the frozen plan on {model}, a model the plan has not seen")

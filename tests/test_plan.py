@@ -1,16 +1,47 @@
-"""The analysis plan (analysis_plan.toml, experiments/plan.py): complete, reasoned, checked."""
+"""The analysis plan (analysis_plan.toml, experiments/plan.py): complete, reasoned, with its
+history, frozen, and the kind of each run it judges."""
 import hashlib
+import re
+from pathlib import Path
 
 import pytest
 
-from experiments.plan import PLAN_FILE, PlanError, load_plan
+from experiments.plan import FROZEN_SHA256, PLAN_FILE, PlanError, load_plan, run_kind
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_every_number_of_the_plan_has_a_reason():
+def test_every_number_of_the_plan_has_a_reason_and_a_history():
     plan = load_plan()
-    assert set(plan.reasons) == set(plan.values())
+    assert set(plan.reasons) == set(plan.values()) == set(plan.histories)
     assert all(len(reason) > 30 for reason in plan.reasons.values())
     assert plan.digest == hashlib.sha256(PLAN_FILE.read_bytes()).hexdigest()
+    for name, history in plan.histories.items():
+        assert history[0]["date"] >= "2026-11-27" and all(line["why"] for line in history), name
+    changed = plan.histories["equivalence_correction"]
+    assert [line["value"] for line in changed] == ["holm", "bonferroni"] and changed[1]["replaced"] == "holm"
+
+
+def test_the_plan_is_the_frozen_one_and_the_readme_says_which():
+    """Confirmatory runs are judged by the frozen plan: the file on main is that plan, and the
+    README names its sha256. Changing the plan means changing both in one reviewed commit."""
+    plan = load_plan()
+    assert plan.digest == FROZEN_SHA256, (f"analysis_plan.toml (sha256 {plan.digest}) is not the frozen plan "
+                                          f"{FROZEN_SHA256}: update experiments/plan.py and the README together")
+    assert plan.frozen and not plan.with_overrides(sesoi=0.02).frozen
+    assert FROZEN_SHA256 in re.sub(r"\s+", " ", README.read_text())
+
+
+def test_each_run_says_whether_it_is_exploratory_or_confirmatory():
+    plan = load_plan()
+    frozen = plan if plan.frozen else None
+    assert run_kind(plan.with_overrides(sesoi=0.02), "gemma3-270m", "confirmation").kind == "exploratory"
+    assert run_kind(plan, "x", None, known_answer=True).kind == "known-answer"
+    if frozen is not None:
+        assert run_kind(frozen, "smollm2-135m-instruct", "exploration").kind == "exploratory"
+        assert run_kind(frozen, "smollm2-135m-instruct", "confirmation").kind == "confirmatory"
+        assert run_kind(frozen, "gemma3-270m", "exploration").kind == "confirmatory"
+        assert run_kind(frozen, "gpt2-large", None).kind == "confirmatory"
 
 
 def test_an_override_is_another_plan_with_its_own_digest():
@@ -27,8 +58,17 @@ def test_an_override_is_another_plan_with_its_own_digest():
     (lambda t: t + '\n[typo]\nvalue = 1\nreason = "x"\n', "unknown entries ['typo']"),
     (lambda t: t.replace("[ioi_seed]", "[ioi_seed_]"), "missing entries ['ioi_seed']"),
     (lambda t: t.replace('reason = "Conventional target power', 'reason = ""\nwhy = "Conventional target power'),
-     "[power_target] must hold exactly `value` and `reason`"),
-    (lambda t: t.replace('value = "holm"', 'value = "sidak"'), "equivalence_correction = 'sidak'"),
+     "[power_target] must hold exactly `value`, `reason` and `history`"),
+    (lambda t: t.replace('[equivalence_correction]\nvalue = "bonferroni"', '[equivalence_correction]\nvalue = "holm"'),
+     "equivalence_correction = 'holm' must be one of"),
+    (lambda t: t.replace("[sesoi]\nvalue = 0.01", "[sesoi]\nvalue = 0.02"),
+     "[sesoi] value 0.02 is not the last value of its history"),
+    (lambda t: t.replace('value = "bonferroni", replaced = "holm"', 'value = "bonferroni"'),
+     "must say what it replaced"),
+    (lambda t: t.replace('history = [{ date = "2026-11-27", value = 0.05, why = "first plan" }]', ""),
+     "[alpha] must hold exactly"),
+    (lambda t: t.replace('[fail_on]\nvalue = ["refuted"]', '[fail_on]\nvalue = ["not established"]'),
+     "fail_on"),
     (lambda t: "not = toml = at all", "cannot read the analysis plan"),
 ])
 def test_a_broken_plan_is_refused_naming_the_entry(tmp_path, edit, message):
