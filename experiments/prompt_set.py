@@ -1,9 +1,11 @@
-"""The prompt set: many variants of the study sentence, read from a file, located, chunked.
+"""The prompt set: the sentences of the population (or a user's file), read, located, chunked.
 Nothing here needs torch (the plugin checks a prompt file at start-up, before any model).
 
-    sentences = read_prompts(Path("tests/data/prompts.txt"))          # list[str], checked
-    prompts = locate_prompts(tokenizer, sentences, question, ...)     # one Prompt per sentence
-    chunks(len(prompts))                                              # shards of a run
+    sentences = read_prompts(path)                                  # list[str], checked
+    prompts = locate_prompts(tokenizer, sentences, question, ...)   # one Prompt per sentence
+    chunks(len(prompts))                                            # shards of a run
+
+The study's own population: experiments/population.py (HALVES, the two committed files).
 
 File format: one sentence a line, UTF-8; blank lines and lines starting with # are
 ignored. Every sentence must contain the silenced word and both words of the tested pair
@@ -30,7 +32,7 @@ def read_prompts(path: Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise PromptSetError(f"--prompts {path}: no such file; pass a text file with one sentence a line "
-                             "(e.g. tests/data/prompts.txt)")
+                             "(e.g. tests/data/sentences_exploration.txt)")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
