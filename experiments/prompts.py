@@ -24,7 +24,7 @@ from experiments.prompt_set import ABLATIONS
 from experiments.question import Prompt
 from hooks import sweep
 from hooks.values import head_values, mean_values
-from metrics.similarity import cosine
+from metrics.similarity import cosine, relative_change
 
 @dataclass(frozen=True)
 class PromptChunk:
@@ -32,18 +32,19 @@ class PromptChunk:
 
     clean:   [n_layers, len(indices)]            clean cosine at block L's output
     deltas:  [n_layers, n_heads, len(indices)]   ablated - clean, head h of block L at the token
-    token_changed: [n_layers, n_heads, len(indices)] bool: the token's vector moved
-    value_changed: [n_layers, n_heads, len(indices)] bool: the ablation replaced the head's
-        clean value by another one (resampling from a prompt with the same words up to the
-        token replaces it by itself: a causal model gives both the same value there)
+    token_change: [n_layers, n_heads, len(indices)]: how far the token's vector moved at
+        block L (relative, metrics.similarity.relative_change; the manipulation check)
+    value_change: [n_layers, n_heads, len(indices)]: how far the ablation's value lies from
+        the head's clean value (relative; resampling from a prompt with the same words up to
+        the token replaces it by itself: a causal model gives both the same value there)
     """
 
     indices: tuple
     ablation: str
     clean: np.ndarray
     deltas: np.ndarray
-    token_changed: np.ndarray
-    value_changed: np.ndarray
+    token_change: np.ndarray
+    value_change: np.ndarray
 
 
 def padded(prompts: list[Prompt], device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -92,7 +93,7 @@ def measure_chunk(model, prompts: list[Prompt], indices, ablation: str = "zero",
         values = head_values(model, d_ids, d_mask)[torch.arange(len(donors)), d_token]   # [B, L, H, hd]
     own = head_values(model, ids, mask)[torch.arange(len(chosen)), token]                  # [B, L, H, hd]
     replaced = torch.zeros_like(own) if values is None else values.expand_as(own)
-    value_changed = (replaced != own).any(-1).permute(1, 2, 0).cpu().numpy()               # [L, H, B]
+    value_change = relative_change(replaced, own).permute(1, 2, 0).cpu().double().numpy()   # [L, H, B]
     states = torch.stack(model(ids, attention_mask=mask, output_hidden_states=True).hidden_states[1:], 1).float()
     swept = sweep(model, ids, token, "block", attention_mask=mask, values=values, engine=engine)  # [B, L, H, S, d]
     clean, deltas, changed = [], [], []
@@ -102,6 +103,6 @@ def measure_chunk(model, prompts: list[Prompt], indices, ablation: str = "zero",
         s = cosine(swept[b], pair.i, pair.j).cpu().double()                   # [n_layers, n_heads]
         clean.append(c.numpy())
         deltas.append((s - c[:, None]).numpy())
-        changed.append((swept[b][:, :, t] != states[b][:, None, t]).any(-1).cpu().numpy())
+        changed.append(relative_change(swept[b][:, :, t], states[b][:, None, t]).cpu().double().numpy())
     return PromptChunk(tuple(indices), ablation, np.stack(clean, -1), np.stack(deltas, -1), np.stack(changed, -1),
-                       value_changed)
+                       value_change)

@@ -4,7 +4,7 @@ single-head silencing at the silenced token, read at the silenced block's output
     m = measure_study(model, prompt)        # one clean pass + one sweep (hooks.sweep)
     m.clean_cosine["pineapple-pizza"]       # [n_blocks], the last after the final norm
     m.deltas("pineapple-pizza")             # [n_layers, n_heads]: silenced - clean at block L
-    m.token_changed                         # [n_layers, n_heads]: the manipulation check
+    m.token_change                          # [n_layers, n_heads]: how far the token moved (relative)
 
 This is the "study" shard of a run (experiments/shards.py): computed once per run,
 whatever the number of pytest workers.
@@ -18,7 +18,7 @@ import torch
 
 from experiments.question import Prompt
 from hooks import layout_of, sweep
-from metrics.similarity import block_outputs, cosine
+from metrics.similarity import block_outputs, cosine, relative_change
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,16 @@ class StudyMeasurement:
     clean_cosine: dict            # pair label -> [n_blocks]; block L's output, the last after the final norm
     last_block_before_norm: dict  # pair label -> cosine at the last block's output BEFORE the final norm
     silenced_cosine: dict         # pair label -> [n_layers, n_heads]
-    token_changed: np.ndarray     # [n_layers, n_heads] bool: the silenced token's vector moved
+    token_change: np.ndarray      # [n_layers, n_heads]: how far the silenced token's vector moved at block L,
+                                  # relative (metrics.similarity.relative_change); the manipulation check
 
     @property
     def n_layers(self) -> int:
-        return self.token_changed.shape[0]
+        return self.token_change.shape[0]
 
     @property
     def n_heads(self) -> int:
-        return self.token_changed.shape[1]
+        return self.token_change.shape[1]
 
     def deltas(self, label: str) -> np.ndarray:
         """[n_layers, n_heads]: cosine with head h of block L silenced, minus clean, at block L."""
@@ -68,11 +69,11 @@ def measure_study(model, prompt: Prompt, engine: str = "fast") -> StudyMeasureme
     clean, before_norm = clean_pass(model, ids)
     silenced = sweep(model, ids, prompt.token, "block", engine=engine)      # [nL, nH, seq, d]
     t = prompt.token
-    changed = (silenced[:, :, t] != clean[:, None, t]).any(-1)
+    change = relative_change(silenced[:, :, t], clean[:, None, t])
     return StudyMeasurement(
         prompt=prompt, engine=engine,
         clean_cosine={p.label: cosine(clean, p.i, p.j).cpu().double().numpy() for p in prompt.pairs},
         last_block_before_norm={p.label: float(cosine(before_norm, p.i, p.j)) for p in prompt.pairs},
         silenced_cosine={p.label: cosine(silenced, p.i, p.j).cpu().double().numpy() for p in prompt.pairs},
-        token_changed=changed.cpu().numpy(),
+        token_change=change.cpu().double().numpy(),
     )

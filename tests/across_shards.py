@@ -2,13 +2,24 @@
 process of `-n 0`) after every item ran (plugin/reduce.py), each reported as a test of its
 own: `tests/across_shards.py::<name>` in the terminal and in --junitxml.
 
+Two units, two kinds of claim:
+- PRIMARY, the unit where heads act: each head across the sentence population (paired, each
+  sentence its own control), Bonferroni over all heads. "No single head moves the
+  association" beyond ±SESOI (measurable) and beyond the per-head bound (macroscopic).
+- REPLICATION of the seed: each block on the study sentence, its heads' differences as the
+  sample (the seed's t-test, Bonferroni over blocks), and its SESOI version.
+A universal claim has three outcomes (experiments/analysis.within_verdict): held (every unit
+shown within), refuted (a unit shown beyond, named), not established (the units not shown
+either way, named); the plan's fail_on says which fail the run. Each claim is refuted on a
+model with a planted effect (tests/test_known_answers.py).
+
 Every threshold is the analysis plan's (analysis_plan.toml). The tables these claims compute
 (per block, per head, power, controls) are the very objects results/ prints.
 """
 import numpy as np
-import pytest
 
-from experiments.analysis import planted_control, power_rows, unit_table
+from experiments.analysis import planted_control, power_rows, unit_table, within_verdict
+from metrics.statistics import counts
 from plugin.reduce import across_shards
 
 # The tests whose items record the rows these claims read.
@@ -41,95 +52,94 @@ def blocks(run):
         s = run.setup
         deltas = study_deltas(run)
         keys = [(L, None) for L in range(s.n_layers)]
-        run.keep("blocks", unit_table(deltas, keys, s.plan, correction=s.plan.block_correction, label="blocks"))
-        run.extend("power", power_rows(deltas, "blocks", s.plan, correction=s.plan.block_correction))
+        run.keep("blocks", unit_table(deltas, keys, s.plan, label="blocks"))
+        run.extend("power", power_rows(deltas, "blocks", s.plan))
     return run.kept["blocks"]
 
 
 def heads(run):
-    """The per-head table across the prompt set at ±SESOI (with power), kept for heads.csv."""
+    """The per-head table across the sentence population at ±SESOI (with power), kept for heads.csv."""
     if "heads" not in run.kept:
         s = run.setup
-        samples = prompt_deltas(run).reshape(s.n_layers * s.n_heads, -1)
+        samples = head_samples(run)
         keys = [(L, h) for L in range(s.n_layers) for h in range(s.n_heads)]
-        run.keep("heads", unit_table(samples, keys, s.plan, correction=s.plan.head_correction, label="heads"))
-        run.extend("power", power_rows(samples, "heads", s.plan, correction=s.plan.head_correction))
+        run.keep("heads", unit_table(samples, keys, s.plan, label="heads"))
+        run.extend("power", power_rows(samples, "heads", s.plan))
         rows = run.kept["heads"]
-        run.keep("observations", {**run.kept.get("observations", {}), "heads across prompts": {
-            "effect beyond SESOI": [r.label for r in rows if r.category == "effect"],
-            **{c: sum(r.category == c for r in rows) for c in ("effect", "negligible effect", "equivalent",
-                                                                "undecided")}}})
+        run.keep("observations", {**run.kept.get("observations", {}), "heads across sentences": {
+            "beyond SESOI": [r.label for r in rows if r.category == "beyond SESOI"], **counts(rows)}})
     return run.kept["heads"]
 
 
-def _powered(rows, target, size="a SESOI shift") -> str:
-    return f"power to see {size} >= {target} at {sum(r.power >= target for r in rows)} of {len(rows)}"
+def head_samples(run) -> np.ndarray:
+    """[n_layers * n_heads, n_sentences]: every head's differences across the population."""
+    s = run.setup
+    return prompt_deltas(run).reshape(s.n_layers * s.n_heads, -1)
+
+
+def claim(run, verdict) -> None:
+    """Say a universal claim's outcome and fail the run where the plan says so (fail_on)."""
+    run.say(verdict.detail, outcome=verdict.outcome)
+    assert not run.setup.plan.fails_run(verdict.outcome), f"{verdict.outcome}: {verdict.detail}"
 
 
 def judge(run, control) -> None:
-    """A planted-effect control: found at the plan's power target, where a "no effect" claim stands."""
+    """A planted-effect control: the analysis did not overstate the power of its test."""
     run.extend("controls", [control])
-    if not control.candidates:
-        pytest.skip(f"no unit of {control.family} is called equivalent, so no 'no effect' claim needs this control")
-    run.say(f"found in {control.detected} of {control.draws} draws ({control.rate:.2f}; needed "
-            f"{control.needed})", outcome="held" if control.passed else "refuted")
-    assert control.passed, f"a planted SESOI shift was found in only {control.rate:.2f} of draws (< {control.needed})"
+    detail = (f"a SESOI shift planted into {control.draws} uniformly drawn {control.family}: found in "
+              f"{control.realized:.3f}, predicted {control.predicted:.3f} (tolerance {control.tolerance:.3f}); "
+              f"among draws on units called within SESOI: {control.within_detected} of {control.within_draws}")
+    run.say(detail, outcome="held" if control.calibrated else "refuted")
+    assert control.calibrated, f"the analysis overstated its power: {detail}"
 
 
 @across_shards(rows="scenario", measured_by=SCENARIOS)
 def test_zero_blocks_significant_after_bonferroni(run):
-    """The seed's verdict: no block's one-sample t-test of its heads' differences survives the
-    plan's correction over blocks."""
+    """Replication of the seed's verdict: no block's one-sample t-test of its heads'
+    differences on the study sentence survives Bonferroni over blocks."""
     rows = blocks(run)
-    significant = [r.label for r in rows if r.significant]
-    run.say(f"{len(significant)} of {len(rows)} blocks significant; {_powered(rows, run.setup.plan.power_target)} "
-            "blocks", outcome="held" if not significant else "refuted")
-    assert not significant, f"blocks significant after {run.setup.plan.block_correction}: {significant}"
+    significant = [r for r in rows if r.significant]
+    words = ", ".join(f"{r.label} {r.mean:+.4f} {r.interval()} ({r.verdict})" for r in significant)
+    run.say(f"{len(significant)} of {len(rows)} blocks significant" + (f": {words}" if words else ""),
+            outcome="refuted" if significant else "held")
+    assert not significant, f"blocks significant after Bonferroni: {words}"
 
 
 @across_shards(rows="scenario", measured_by=SCENARIOS)
-def test_blocks_are_equivalent_to_no_change_where_power_allows(run):
-    """No block's heads shift the association beyond ±SESOI (TOST, Holm over blocks); a block is
-    called equivalent only where the test had the power to see a SESOI shift, else undecided."""
-    rows = blocks(run)
-    effects = [f"{r.label} {r.mean:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]" for r in rows if r.category == "effect"]
-    undecided = [f"{r.label} (power {r.power:.2f})" for r in rows if r.category == "undecided"]
-    equivalent = sum(r.category == "equivalent" for r in rows)
-    run.say(f"{equivalent} of {len(rows)} blocks equivalent within ±{run.setup.plan.sesoi}; undecided: "
-            f"{', '.join(undecided) or 'none'}", outcome="held" if equivalent else "undecided")
-    assert not effects, f"blocks whose heads shift the association beyond ±{run.setup.plan.sesoi}: {effects}"
+def test_every_block_lies_within_sesoi(run):
+    """Replication of the seed, with equivalence: every block's mean head difference on the
+    study sentence lies within ±SESOI (TOST, powered; refuted by a block shown beyond)."""
+    claim(run, within_verdict(blocks(run), run.setup.plan, bound=run.setup.plan.sesoi, what="blocks"))
 
 
 @across_shards(rows="scenario", measured_by=SCENARIOS)
-def test_control_a_planted_sesoi_shift_of_a_block_is_detected(run):
-    """Control: a shift of SESOI planted in a random block that the analysis calls equivalent
-    (its real noise kept) is found by the same test, at the plan's power target."""
+def test_control_the_block_test_sees_a_sesoi_shift_as_predicted(run):
+    """Control of the seed's unit: a SESOI shift planted into uniformly drawn blocks, on their
+    real sign-flipped noise, is found at least as often as the analysis predicted."""
     s = run.setup
-    judge(run, planted_control(study_deltas(run), blocks(run), s.plan, family="blocks",
-                               correction=s.plan.block_correction))
+    judge(run, planted_control(study_deltas(run), blocks(run), s.plan, family="blocks"))
+
+
+@across_shards(rows="prompt", measured_by=PROMPTS)
+def test_no_single_head_moves_the_association_beyond_sesoi_across_sentences(run):
+    """Primary: across the sentence population, every head's mean change of the association
+    lies within ±SESOI (TOST, powered, Bonferroni over heads; refuted by a head shown beyond)."""
+    claim(run, within_verdict(heads(run), run.setup.plan, bound=run.setup.plan.sesoi, what="heads"))
 
 
 @across_shards(rows="prompt", measured_by=PROMPTS)
 def test_no_single_head_moves_the_association_macroscopically_across_prompts(run):
-    """Across the prompt set, every head's mean change lies within the plan's per-head bound
-    (TOST at ±max_abs_delta_per_head, corrected over all heads), where power allows."""
+    """Primary, macroscopic: across the sentence population, every head's mean change lies
+    within the plan's per-head bound (TOST at ±max_abs_delta_per_head, powered, Bonferroni)."""
     s = run.setup
-    heads(run)
-    samples = prompt_deltas(run).reshape(s.n_layers * s.n_heads, -1)
     keys = [(L, h) for L in range(s.n_layers) for h in range(s.n_heads)]
     bound = s.plan.max_abs_delta_per_head
-    rows = unit_table(samples, keys, s.plan, correction=s.plan.head_correction, sesoi=bound, label="heads-bound")
-    beyond = [f"{r.label} {r.mean:+.4f}" for r in rows if r.category == "effect"]
-    within = sum(r.category in ("equivalent", "negligible effect") for r in rows)
-    run.say(f"{within} of {len(rows)} heads shown within ±{bound}; "
-            f"{_powered(rows, s.plan.power_target, f'a shift of {bound}')} heads", outcome="held" if within else "undecided")
-    assert not beyond, f"heads that move the association beyond ±{bound} across prompts: {beyond}"
+    rows = unit_table(head_samples(run), keys, s.plan, sesoi=bound, label="heads-bound")
+    claim(run, within_verdict(rows, s.plan, bound=bound, what="heads"))
 
 
 @across_shards(rows="prompt", measured_by=PROMPTS)
-def test_control_a_planted_sesoi_shift_of_one_head_is_detected_across_prompts(run):
-    """Control of single-head size: a shift of SESOI planted in a random head that the analysis
-    calls equivalent (its real prompt-to-prompt noise kept) is found by the same per-head test."""
-    s = run.setup
-    samples = prompt_deltas(run).reshape(s.n_layers * s.n_heads, -1)
-    judge(run, planted_control(samples, heads(run), s.plan, family="heads", correction=s.plan.head_correction))
+def test_control_the_head_test_sees_a_sesoi_shift_as_predicted(run):
+    """Control of the primary unit: a SESOI shift planted into uniformly drawn heads, on their
+    real sign-flipped noise across sentences, is found at least as often as predicted."""
+    judge(run, planted_control(head_samples(run), heads(run), run.setup.plan, family="heads"))

@@ -155,8 +155,10 @@ def test_smollm2_study_prompts_padded_batch(benchmark):
     # shared machine); copy them into the process so that cannot add to either side.
     for parameter in model.parameters():
         parameter.data = parameter.data.clone()
-    lines = (ROOT / "tests" / "data" / "prompts.txt").read_text().splitlines()
-    sentences = [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
+    from experiments.population import HALVES
+    from experiments.prompt_set import read_prompts
+
+    sentences = read_prompts(HALVES["exploration"])[:24]
     rows = [tokenizer(s).input_ids for s in sentences]
     ratio = _compare_padded(benchmark, model, rows, "SmolLM2-135M-Instruct, the study's prompt variants", rounds=3)
     assert ratio >= PADDED_TARGET, f"{ratio:.1f}x is below the {PADDED_TARGET:g}x target"

@@ -1,25 +1,28 @@
-"""The seed's claims on the model the run resolved (--model), one item per layer x head and
-per block; every number comes from the run's "study" shard (experiments/study.py: one
-clean pass and one sweep of every single-head silencing, computed once per run).
+"""The seed's claims on the study sentence, on the model the run resolved (--model): the
+REPLICATION of the seed's design, one item per layer x head and per block. Every number
+comes from the run's "study" shard (experiments/study.py: one clean pass and one sweep of
+every single-head silencing, computed once per run).
 
 Thresholds come from the analysis plan (analysis_plan.toml). The study-level claims that
-need every block at once (the Bonferroni verdict, equivalence where power allows, the
-planted-effect control) are in tests/across_shards.py. Invariants of the engine (nothing
-before the silenced token changes, the upstream pair is untouched) are tested where they
-can fail: tests/test_hooks_properties.py and tests/test_sweep_exact.py.
+need every block at once, and the primary claims (every head across the sentence
+population), are in tests/across_shards.py. Each claim here can fail on a model with a
+planted effect of known size: tests/test_known_answers.py. Invariants of the engine
+(nothing before the silenced token changes) are tested where they can fail:
+tests/test_hooks_properties.py and tests/test_sweep_exact.py.
 """
 import numpy as np
 import pytest
 
 from experiments.analysis import per_unit_threshold
+from experiments.manipulation import moved, threshold
 from metrics.statistics import one_sample_t
 
 pytestmark = pytest.mark.study
 
 
 def test_pineapple_pizza_beats_butter_pizza_at_almost_every_block(shards, setup, record, say):
-    """Clean model: the tested pair's cosine is above the comparison pair's at every block but
-    those the plan exempts (the seed's first and last blocks)."""
+    """Replication of the seed's baseline: on the clean model the tested pair's cosine is above
+    the comparison pair's at every block but those the plan exempts (the seed's first and last)."""
     m = shards.study()
     if len(m.prompt.pairs) < 2:
         pytest.skip("the baseline compares two pairs; this run was given one --pair")
@@ -38,23 +41,26 @@ def test_pineapple_pizza_beats_butter_pizza_at_almost_every_block(shards, setup,
 
 
 def test_silencing_one_head_moves_its_token_but_not_the_association_macroscopically(shards, site, setup, record):
-    """Head h of block L silenced at the token: the token's vector moves (the hook acted), and
-    the tested pair's cosine at block L moves by at most the plan's per-head bound."""
+    """Replication of the seed, per head: head h of block L silenced at the token moves the
+    token's vector beyond round-off (the hook acted; plan: manipulation_factor), and moves the
+    tested pair's cosine at block L by at most the plan's per-head bound."""
     L, h = site
     m = shards.study()
     for pair in m.prompt.pairs:
         clean, silenced = float(m.clean_cosine[pair.label][L]), float(m.silenced_cosine[pair.label][L, h])
         record("scenario", {"layer": L, "head": h, "token": m.prompt.token, "pair": pair.label,
                             "clean": clean, "silenced": silenced, "delta": silenced - clean})
-    assert m.token_changed[L, h], f"silencing L{L} H{h} left the token's vector unchanged: the hook did nothing"
+    assert moved(m.token_change[L, h], setup.plan), (
+        f"silencing L{L} H{h} moved the token's vector by {m.token_change[L, h]:.1e} (relative), not beyond "
+        f"{threshold(setup.plan):.0e}: the silencing did nothing measurable")
     delta = float(m.deltas(m.prompt.tested.label)[L, h])
     bound = setup.plan.max_abs_delta_per_head
     assert abs(delta) <= bound, f"silencing L{L} H{h} moved {m.prompt.tested.label} by {delta:+.4f}, beyond ±{bound}"
 
 
 def test_no_block_heads_shift_the_association_significantly(shards, block, setup):
-    """The seed's test, per block: a one-sample t-test of the block's per-head differences is
-    not significant at the plan's per-block level (alpha / n_blocks)."""
+    """Replication of the seed's test, per block: a one-sample t-test of the block's per-head
+    differences is not significant at the plan's per-block level (alpha / n_blocks)."""
     m = shards.study()
     deltas = m.deltas(m.prompt.tested.label)[block]
     t, p = one_sample_t(deltas)
