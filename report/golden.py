@@ -77,3 +77,33 @@ def load(path: Path) -> dict | None:
 def save(path: Path, actual: dict, versions: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"versions": versions, "tolerance": TOLERANCE, **actual}, indent=1) + "\n")
+
+
+# Golden verdicts: the outcome of every claim of a run on a real model, pinned for regression
+# (an observation of that run, never a claim's assertion). A run whose verdicts differ fails
+# the gate, naming each claim; tests/test_reports_are_reproducible.py compares them.
+VERDICTS = Path(__file__).resolve().parents[1] / "tests" / "golden" / "verdicts"
+
+
+def verdicts_path(model: str, prompt_set: str) -> Path:
+    return VERDICTS / f"{model}-{prompt_set}.json"
+
+
+def verdicts_of(claims_csv: str, summary: dict) -> dict:
+    """{"run": kind, "claims": {test: outcome}} from a run's claims.csv text and summary.json."""
+    import csv
+    import io
+
+    rows = csv.DictReader(io.StringIO(claims_csv))
+    return {"run": summary["run"]["kind"], "plan_sha256": summary["plan"]["sha256"],
+            "claims": {r["test"]: r["outcome"] for r in rows}}
+
+
+def compare_verdicts(golden: dict, actual: dict) -> list[str]:
+    """One line per claim whose outcome changed (or appeared, or vanished), and the run's kind."""
+    problems = [f"run kind: golden {golden.get('run')}, now {actual['run']}"] if golden.get("run") != actual["run"] else []
+    want, got = golden.get("claims", {}), actual["claims"]
+    for test in sorted(set(want) | set(got)):
+        if want.get(test) != got.get(test):
+            problems.append(f"{test}: golden {want.get(test, 'absent')}, now {got.get(test, 'absent')}")
+    return problems

@@ -19,26 +19,32 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#22
 h1{font-size:1.6em;margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0} td,th{border:1px solid #ccc;padding:3px 7px}
 th{background:#f3f3f3;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
-.held{background:#e3f4e3} .refuted{background:#f8d7d7} .undecided{background:#fff3cd} .not-run{background:#eee}
+.held{background:#e3f4e3} .refuted{background:#f8d7d7} .not-established{background:#fff3cd} .not-run{background:#eee}
 figure{margin:1.2em 0} figcaption{font-size:13px;color:#444;max-width:900px} img{max-width:100%}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dt{font-weight:600}
 """
 SECTIONS = [  # (CSV, heading, what the table is), in reading order
-    ("blocks.csv", "Per block, study sentence",
-     "Each block's heads silenced one at a time: the seed's one-sample t-test (the plan's correction over "
-     "blocks), 95% CI, Cohen's d, sign-flip test, TOST against ±SESOI, measured power to see SESOI, category."),
-    ("baseline.csv", "Baseline", "Clean cosines per block; the last block also before the final norm."),
+    ("heads.csv", "Per head, across the sentence population (primary)",
+     "Each head's change of the tested pair's cosine, paired over sentences, Bonferroni over all heads "
+     "(level = alpha / m). ci_low/ci_high: the (1 - level) interval (significant: excludes 0; beyond SESOI: "
+     "entirely outside ±SESOI); eq_low/eq_high: the (1 - 2 level) interval (within SESOI: inside ±SESOI, TOST). "
+     "power: the t-test's chance to find a SESOI shift (observed SD); tost_power: TOST's chance to show a zero "
+     "shift within ±SESOI, SD at its upper confidence bound (gates 'within SESOI')."),
+    ("blocks.csv", "Per block, study sentence (replication of the seed)",
+     "Each block's heads silenced one at a time on the seed's sentence, the heads' differences as the sample: "
+     "the seed's one-sample t-test, Bonferroni over blocks; the same intervals, tests and power as per head."),
+    ("controls.csv", "Planted-effect controls",
+     "A shift of SESOI planted into uniformly drawn units, on their sign-flipped real residuals, tested as "
+     "the family is: the detection rate realized, beside the rate the analysis predicted for the same units; "
+     "the control fails when realized falls below predicted by more than the tolerance."),
     ("power.csv", "Power and false-positive rates",
      "Effects of k x SESOI planted into random units of this run's own noise (sign-flipped residuals). "
-     "difference: flagged = significant; equivalence: flagged = declared equivalent."),
-    ("controls.csv", "Planted-effect controls",
-     "A shift of SESOI planted in units the analysis calls equivalent, with their real noise: the share "
-     "found must reach the plan's power target."),
-    ("heads.csv", "Per head, across the prompt set", "Paired over prompts; corrected over all heads."),
-    ("scales.csv", "Interventions of growing scale", "Per block, on the test prompts; Bonferroni over blocks."),
+     "difference: flagged = significant; equivalence: flagged = shown within ±SESOI (TOST)."),
+    ("baseline.csv", "Baseline", "Clean cosines per block; the last block also before the final norm."),
+    ("scales.csv", "Interventions of growing scale", "Per block, on the test sentences; Bonferroni over blocks."),
     ("top_k.csv", "Top-k heads silenced together", "Cosine read at the last block."),
     ("ripple.csv", "Ripple", "All heads of a block silenced at the token, read at every block."),
-    ("claims.csv", "Claims (table)", "Every claim with its items."),
+    ("claims.csv", "Claims (table)", "Every claim with its outcome (held / refuted / not established) and items."),
     ("shards.csv", "Shards", "Work units of the run and how often each was computed."),
     ("scenarios.csv", "Every scenario", "One row per (pair, layer, head)."),
 ]
@@ -107,10 +113,12 @@ def facts_of(setup, extra: dict) -> dict:
                              + (f" (overridden: {dict(o.plan.overrides)})" if o.plan.overrides else "")}
 
 
-def headline_of(model: str, claims: list[dict]) -> str:
-    held = sum(c["outcome"] == "held" for c in claims)
-    refuted = sum(c["outcome"] == "refuted" for c in claims)
-    return f"{model}: {held} of {len(claims)} claims held, {refuted} refuted"
+def headline_of(model: str, claims: list[dict], kind=None) -> str:
+    """"<kind> run, <model>: h of n claims held, r refuted, u not established"."""
+    found = {o: sum(c["outcome"] == o for c in claims) for o in ("held", "refuted", "not established")}
+    prefix = f"{kind.kind.capitalize()} run, " if kind is not None else ""
+    return (f"{prefix}{model}: {found['held']} of {len(claims)} claims held, {found['refuted']} refuted, "
+            f"{found['not established']} not established")
 
 
 def page(setup, collected, claims: list[dict], files: dict[str, bytes]) -> bytes:
@@ -119,10 +127,11 @@ def page(setup, collected, claims: list[dict], files: dict[str, bytes]) -> bytes
     question = (f"Silence head h of block L at the token {p.tokens.pieces[p.token]!r} of “{o.question.sentence}”, "
                 f"for every one of the {setup.n_layers} x {setup.n_heads} (L, h), and test whether cosine"
                 f"({p.tested.a}, {p.tested.b}) at block L's output moves.")
-    facts = facts_of(setup, {"tokens": " | ".join(p.tokens.pieces), "silenced token index": p.token,
-                             "prompt set": f"{len(setup.prompts)} sentences ({o.prompts_path.name}), ablation "
-                                           f"{o.ablation}" if setup.prompts else "not used"})
+    facts = facts_of(setup, {"run kind": f"{setup.kind.kind}: {setup.kind.why}",
+                             "tokens": " | ".join(p.tokens.pieces), "silenced token index": p.token,
+                             "sentences": f"{len(setup.prompts)} ({setup.prompt_set_name}: {o.prompts_path.name}), "
+                                          f"ablation {o.ablation}" if setup.prompts else "not used"})
     figures = [(name, files[name]) for name in sorted(n for n in files if n.endswith(".png"))]
     sections = [(name, heading, intro, files[name]) for name, heading, intro in SECTIONS if name in files]
-    return document(headline=headline_of(setup.model_name, claims), question=question, facts=facts, claims=claims,
-                    figures=figures, sections=sections)
+    return document(headline=headline_of(setup.model_name, claims, setup.kind), question=question, facts=facts,
+                    claims=claims, figures=figures, sections=sections)

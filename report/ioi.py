@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.analysis import unit_table
+from metrics.statistics import counts
 from report.results import UNIT_COLUMNS, claim_table, publish, table, versions
 
 PAIR_COLUMNS = ("index", "template", "io", "s", "clean", "donor")
@@ -21,7 +22,8 @@ HEAD_COLUMNS = ("layer", "head") + UNIT_COLUMNS
 SECTIONS = [
     ("ioi_heads.csv", "Per head, across the IOI pairs",
      "Change of the logit difference when the head's output at the last position is the donor's; paired over "
-     "pairs, corrected over all heads; TOST at ±ioi_sesoi; measured power."),
+     "pairs, Bonferroni over all heads; intervals at the decision level; TOST and the minimum-effect test at "
+     "±ioi_sesoi; predicted power."),
     ("ioi_pairs.csv", "The pairs", "Each recipient prompt, its names, and the clean logit differences of the "
                                    "recipient and of the donor (read with the recipient's names)."),
 ]
@@ -65,8 +67,7 @@ def write_ioi_report(collected) -> IOIReport:
         return report
     change = np.stack([np.asarray(r["change"]) for r in rows], -1)           # [n_layers, n_heads, n_pairs]
     keys = [(L, h) for L in range(setup.n_layers) for h in range(setup.n_heads)]
-    report.heads = unit_table(change.reshape(len(keys), -1), keys, plan, correction=plan.head_correction,
-                              sesoi=plan.ioi_sesoi, label="ioi-heads")
+    report.heads = unit_table(change.reshape(len(keys), -1), keys, plan, sesoi=plan.ioi_sesoi, label="ioi-heads")
     report.clean = [r["clean"] for r in rows]
     claims = claim_table(collected, is_ioi)
     files = {"ioi_pairs.csv": table(rows, PAIR_COLUMNS),
@@ -85,8 +86,7 @@ def write_ioi_report(collected) -> IOIReport:
         "observations": {"clean_logit_difference_mean": float(np.mean(report.clean)),
                          "pairs_with_positive_clean_difference": int(np.sum(np.asarray(report.clean) > 0)),
                          "largest_heads": {u.label: {"mean": u.mean, "category": u.category} for u in top},
-                         "categories": {c: sum(u.category == c for u in report.heads)
-                                        for c in ("effect", "negligible effect", "equivalent", "undecided")}},
+                         "categories": counts(report.heads)},
     }
     files["summary.json"] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()
     first = setup.ioi_pairs[0]

@@ -22,18 +22,19 @@ CAPTIONS = {
     "silencing.png": "Left: per block, the tested pair's cosine with each head silenced at the token (circles) and "
                      "clean (line). Right: the differences; colour = the block's category. Look for blocks whose "
                      "circles sit consistently on one side of the line.",
-    "heads.png": "Per (layer, head), the mean change of the tested pair's cosine across the prompt set, with its "
-                 "category: * effect beyond ±SESOI, · significant but within ±SESOI, = equivalent (powered), "
-                 "? undecided. Look for clusters of * (heads that matter) and for ? (what the data cannot decide).",
+    "heads.png": "Per (layer, head), the mean change of the tested pair's cosine across the sentence population, "
+                 "with its category: * beyond ±SESOI (interval entirely outside), = within ±SESOI (TOST, powered), "
+                 "· not shown negligible (significant, neither), ? undecided. Look for * (heads that matter) and "
+                 "? (what the data cannot decide).",
     "ioi.png": "IOI head patching: per (layer, head), the mean change of the logit difference logit(IO) - "
                "logit(S) at the last position when that head's output there comes from the donor (names swapped), "
-               "with its category across pairs: * effect beyond ±ioi_sesoi, · significant but within, = equivalent "
-               "(powered), ? undecided. Negative: the head carried the indirect object.",
+               "with its category across pairs: * beyond ±ioi_sesoi, = within (TOST, powered), · not shown "
+               "negligible, ? undecided. Negative: the head carried the indirect object.",
     "power.png": "Power curves measured on this run's own noise: share of draws in which a planted effect of "
                  "k x SESOI in a random unit is found (solid), and the family-wise false-positive rate with nothing "
-                 "planted (dashed, against alpha). 'No effect' is claimed only for units whose power at k = 1 "
-                 "reaches the plan's target.",
-    "scales.png": "Interventions of growing scale: per kind, the number of blocks with an effect beyond ±SESOI "
+                 "planted (dashed, against alpha). 'Within SESOI' is claimed only for units whose TOST power "
+                 "reaches the plan's target (the SD at its upper confidence bound).",
+    "scales.png": "Interventions of growing scale: per kind, the number of blocks shown beyond ±SESOI "
                   "(left) and the largest |mean change| (right, log scale; top-k read at the last block). Where "
                   "does the effect become visible as the intervention grows?",
     "ripple.png": "Ripple: all heads of block L (row) silenced at the token, mean change read at every block "
@@ -49,8 +50,9 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
-COLOR = {"effect": "tab:red", "negligible effect": "tab:orange", "equivalent": "tab:green", "undecided": "tab:gray"}
-MARK = {"effect": "*", "negligible effect": "·", "equivalent": "=", "undecided": "?"}
+COLOR = {"beyond SESOI": "tab:red", "not shown negligible": "tab:orange", "within SESOI": "tab:green",
+         "undecided": "tab:gray"}
+MARK = {"beyond SESOI": "*", "not shown negligible": "·", "within SESOI": "=", "undecided": "?"}
 
 
 def baseline(setup, rows) -> bytes:
@@ -124,13 +126,13 @@ def power(rates) -> bytes:
 
 def scales(setup, rows, top_k) -> bytes:
     kinds = list(dict.fromkeys(r["intervention"] for r in sorted(rows, key=lambda r: r["order"])))
-    effect = [sum(r["category"] == "effect" for r in rows if r["intervention"] == k) for k in kinds]
+    effect = [sum(r["category"] == "beyond SESOI" for r in rows if r["intervention"] == k) for k in kinds]
     largest = [max(abs(r["mean"]) for r in rows if r["intervention"] == k) for k in kinds]
     labels = kinds + [f"top-{r['k']} heads" for r in top_k]
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
     a.bar(range(len(kinds)), effect, color="tab:blue")
     a.set_xticks(range(len(kinds)), kinds, rotation=30, ha="right")
-    a.set(ylabel=f"blocks with an effect (of {setup.n_layers})", title="per-block interventions")
+    a.set(ylabel=f"blocks beyond SESOI (of {setup.n_layers})", title="per-block interventions")
     x = range(len(labels))
     b.semilogy(x, largest + [max(abs(r["mean"]), 1e-9) for r in top_k], "o-")
     b.axhline(setup.plan.sesoi, color="gray", ls="--", label=f"SESOI {setup.plan.sesoi}")
@@ -169,7 +171,7 @@ def figures(setup, collected) -> dict[str, bytes]:
         out["silencing.png"] = silencing(setup, scenarios, kept.get("blocks", []))
     if kept.get("heads"):
         out["heads.png"] = head_grid(kept["heads"], setup.n_layers, setup.n_heads, setup.plan.sesoi,
-                                     f"{setup.model_name}: mean Δcos across prompts", "cosine")
+                                     f"{setup.model_name}: mean Δcos across sentences", "cosine")
     if kept.get("power"):
         out["power.png"] = power(kept["power"])
     if rows["scale"]:

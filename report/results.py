@@ -22,19 +22,23 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.analysis import power_text
+from metrics.statistics import CATEGORIES, counts
+
 SCENARIO_COLUMNS = ("model", "layer", "head", "token", "pair", "clean", "silenced", "delta")
-UNIT_COLUMNS = ("n", "mean", "sd", "se", "ci_low", "ci_high", "cohen_d", "t", "p", "p_permutation", "p_holm",
-                "p_bh", "p_adjusted", "significant", "sesoi", "p_tost", "p_tost_adjusted", "equivalent", "power",
-                "category")
+UNIT_COLUMNS = ("n", "mean", "sd", "se", "level", "ci_low", "ci_high", "eq_low", "eq_high", "cohen_d", "t", "p",
+                "p_permutation", "p_adjusted", "significant", "sesoi", "p_tost", "p_tost_adjusted", "equivalent",
+                "p_beyond", "p_beyond_adjusted", "beyond", "power", "tost_power", "category")
 BLOCK_COLUMNS = ("pair", "layer") + UNIT_COLUMNS
 HEAD_COLUMNS = ("ablation", "layer", "head") + UNIT_COLUMNS
 BASELINE_COLUMNS = ("layer", "readout", "pair", "clean")
 POWER_COLUMNS = ("family", "test", "correction", "units", "k", "effect", "draws", "planted_flagged",
                  "any_null_flagged", "null_flagged_per_unit")
-CONTROL_COLUMNS = ("family", "effect", "candidates", "draws", "detected", "rate", "needed", "passed")
+CONTROL_COLUMNS = ("family", "effect", "units", "draws", "detected", "realized", "predicted", "tolerance", "calibrated",
+                   "within_draws", "within_detected", "within_realized")
 SCALE_COLUMNS = ("intervention", "layer") + UNIT_COLUMNS + ("logprob_mean", "kl_mean")
 TOP_K_COLUMNS = ("k",) + UNIT_COLUMNS + ("logprob_mean", "kl_mean")
-RIPPLE_COLUMNS = ("intervention", "layer", "read_at", "mean_delta", "p", "p_holm", "significant_holm")
+RIPPLE_COLUMNS = ("intervention", "layer", "read_at", "mean_delta")
 CLAIM_COLUMNS = ("test", "statement", "outcome", "passed", "failed", "skipped", "detail")
 SHARD_COLUMNS = ("name", "computations")   # who and how long vary by run: terminal only
 
@@ -139,7 +143,9 @@ class Report:
     claims: list = field(default_factory=list)
     baseline: dict | None = None
     blocks: list = field(default_factory=list)
+    heads: list = field(default_factory=list)
     shards: list = field(default_factory=list)
+    kind: object = None           # experiments.plan.RunKind: exploratory, confirmatory or known-answer
     published: bool = False
 
     @property
@@ -160,17 +166,25 @@ class Report:
                     f"model {self.model}: complete run, {self.recorded} scenarios, results in {self.folder}"]
         else:
             head = [f"model {self.model}: complete run, {self.recorded} scenarios, results in {self.folder}"]
-        lines = head + [f"{c['outcome']:<9} {c['test'].split('::')[-1]}" + (f"  ({c['detail']})" if c["detail"] else "")
+        if self.kind is not None:
+            head.append(f"{self.kind.kind} run: {self.kind.why}")
+        lines = head + [f"{c['outcome']:<15} {c['test'].split('::')[-1]}" + (f"  ({c['detail']})" if c["detail"] else "")
                         for c in self.claims]
         if self.shards:
             twice = [s["name"] for s in self.shards if s["computations"] > 1]
             lines.append(f"shards: {sum(s['computations'] for s in self.shards)} computation(s) of "
                          f"{len(self.shards)} shards" + (f"; computed more than once: {twice}" if twice else
                                                         ", each computed once"))
+        if self.heads:
+            found = counts(self.heads)
+            lines.append(f"heads across sentences (±SESOI, Bonferroni over {found['n']}): "
+                         + ", ".join(f"{c} {found[c]}" for c in CATEGORIES))
         if self.blocks:
-            lines.append(f"{'block':>5} {'mean delta':>11} {'t':>8} {'p':>8} {'power':>6}  category")
+            lines.append(f"{'block':>5} {'mean delta':>11} {'interval at the decision level':>32} {'p':>8} "
+                         f"{'power':>6} {'TOST power':>10}  category (the seed's unit)")
             for r in self.blocks:
-                lines.append(f"{r.layer:>5} {r.mean:>+11.2e} {r.t:>8.2f} {r.p:>8.3f} {r.power:>6.2f}  {r.category}")
+                lines.append(f"{r.layer:>5} {r.mean:>+11.2e} {r.interval():>32} {r.p:>8.3f} {power_text(r.power):>6} "
+                             f"{power_text(r.tost_power):>10}  {r.verdict}")
         return lines
 
 
@@ -193,7 +207,8 @@ def write_report(collected) -> Report:
     claims = claim_table(collected)
     blocks = collected.kept.get("blocks", [])
     report = Report(setup.results_folder, setup.model_name, setup.n_layers * setup.n_heads, recorded, claims,
-                    blocks=blocks, shards=shard_table(collected))
+                    blocks=blocks, heads=collected.kept.get("heads", []), shards=shard_table(collected),
+                    kind=setup.kind)
     if not report.complete:
         return report
 
@@ -203,7 +218,7 @@ def write_report(collected) -> Report:
     baseline += sorted(({"layer": setup.n_layers - 1, "readout": "last block output before the final norm",
                          "pair": r["pair"], "clean": r["before_norm"]} for r in collected.rows["baseline"]),
                        key=lambda r: r["pair"])
-    heads = collected.kept.get("heads", [])
+    heads = report.heads
     tables = {
         "claims.csv": (claims, CLAIM_COLUMNS),
         "scenarios.csv": (scenarios, SCENARIO_COLUMNS),
@@ -225,9 +240,10 @@ def write_report(collected) -> Report:
                      "tokens": setup.prompt.tokens.pieces, "token_ids": setup.prompt.tokens.ids,
                      "silenced_token_index": setup.prompt.token,
                      "pairs": {p.label: [p.i, p.j] for p in setup.prompt.pairs},
-                     "prompt_set": {"file": o.prompts_path.name, "sentences": len(setup.prompts),
-                                    "ablation": o.ablation} if setup.prompts else None,
+                     "prompt_set": {"file": o.prompts_path.name, "name": setup.prompt_set_name,
+                                    "sentences": len(setup.prompts), "ablation": o.ablation} if setup.prompts else None,
                      "digest": setup.question_digest()},
+        "run": {"kind": report.kind.kind, "why": report.kind.why},
         "engine": o.engine,
         "plan": o.plan.as_record(),
         "versions": versions(),
