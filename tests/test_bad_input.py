@@ -17,7 +17,7 @@ def _pytest(*args, env=None, quiet=True, offline=True):
     full_env.pop("PYTEST_XDIST_WORKER", None)
     if not offline:
         full_env.pop("HF_HUB_OFFLINE")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-p", "no:xdist",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-m", "study", "-p", "no:xdist",
                            *(["-q"] if quiet else []), "tests/test_study.py", *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=300)
     return proc.returncode, proc.stdout + proc.stderr

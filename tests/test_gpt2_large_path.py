@@ -47,7 +47,7 @@ def _study(hf_home: Path, results: Path, *args):
 def test_auto_picks_cached_gpt2_large(hf_home):
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
     env.pop("PYTEST_XDIST_WORKER", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-p", "no:xdist",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-m", "study", "-p", "no:xdist",
                            "tests/test_study.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "model: gpt2-large" in proc.stdout and "36 blocks x 20 heads" in proc.stdout

@@ -2,6 +2,7 @@
 the same however the run is spread over processes (xdist's -n, or execnet's --tx as across
 machines), every shard computed once. (The plugin's machinery on a tiny model, including a
 run whose claims fail: tests/test_plugin_runs.py.)"""
+import json
 import os
 import signal
 import subprocess
@@ -46,14 +47,43 @@ def _report(results: Path) -> Path:
     return folder
 
 
-@pytest.mark.slow
-def test_reports_are_byte_identical_however_the_run_is_spread(tmp_path):
-    reports = {}
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """{spread: {file name: bytes}} of the study on the exploration half, once per spread.
+    A refuted claim is a result (exit status 1), not a broken run: both count."""
+    out = {}
     for name, args in SPREADS.items():
-        proc = _study(tmp_path / name.replace(" ", "-"), *args)
-        assert proc.returncode == 0, f"{name}: {proc.stdout[-3000:]}{proc.stderr[-2000:]}"
+        results = tmp_path_factory.mktemp(name.replace(" ", "-"))
+        proc = _study(results, *args)
+        assert proc.returncode in (0, 1), f"{name}: {proc.stdout[-3000:]}{proc.stderr[-2000:]}"
         assert "complete run" in proc.stdout and "each computed once" in proc.stdout, proc.stdout[-3000:]
-        reports[name] = _files(_report(tmp_path / name.replace(" ", "-")))
+        assert ("CLAIMS FAILED" in proc.stdout) == (proc.returncode == 1), proc.stdout[-3000:]
+        out[name] = _files(_report(results))
+    return out
+
+
+@pytest.mark.slow
+def test_the_study_on_the_unmodified_model_gives_its_golden_verdicts(reports, pytestconfig):
+    """Regression gate on conclusions: every claim's outcome on SmolLM2's exploration half (an
+    observation of that run, pinned in tests/golden/verdicts/) is what it was; the golden
+    numbers are gated inside the run (tests/test_golden.py). --update-golden rewrites it."""
+    from report import golden
+
+    files = reports["serial"]
+    summary = json.loads(files["summary.json"])
+    actual = golden.verdicts_of(files["claims.csv"].decode(), summary)
+    path = golden.verdicts_path(MODEL, summary["question"]["prompt_set"]["name"])
+    if pytestconfig.getoption("update_golden"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n")
+    assert path.is_file(), f"no golden verdicts {path}: create them with pytest --update-golden and commit them"
+    problems = golden.compare_verdicts(json.loads(path.read_text()), actual)
+    assert not problems, f"verdicts changed from {path.name}:\n" + "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_reports_are_byte_identical_however_the_run_is_spread(reports):
+    reports = dict(reports)
     serial = reports.pop("serial")
     assert {"scenarios.csv", "blocks.csv", "summary.json", "silencing.png", "report.html"} <= set(serial)
     for name, files in reports.items():
