@@ -90,13 +90,20 @@ def verdicts_path(model: str, prompt_set: str) -> Path:
 
 
 def verdicts_of(claims_csv: str, summary: dict) -> dict:
-    """{"run": kind, "claims": {test: outcome}} from a run's claims.csv text and summary.json."""
+    """What a run concluded, from its claims.csv text and summary.json: the run's kind, the plan's
+    hash, each claim's outcome (gated by compare_verdicts) and, for the README's tables
+    (report/readme.py), each claim's statement and detail (not gated: the numbers in them are
+    gated by the golden numbers)."""
     import csv
     import io
 
-    rows = csv.DictReader(io.StringIO(claims_csv))
+    rows = list(csv.DictReader(io.StringIO(claims_csv)))
+    prompt_set = summary["question"].get("prompt_set") or {}
     return {"run": summary["run"]["kind"], "plan_sha256": summary["plan"]["sha256"],
-            "claims": {r["test"]: r["outcome"] for r in rows}}
+            "model": summary["model"]["name"], "sentences": prompt_set.get("sentences"),
+            "prompt_set": prompt_set.get("name"),
+            "claims": {r["test"]: r["outcome"] for r in rows},
+            "shown": {r["test"]: {"statement": r["statement"], "detail": r["detail"]} for r in rows}}
 
 
 def compare_verdicts(golden: dict, actual: dict) -> list[str]:
