@@ -176,7 +176,8 @@ def calibrate_head(model, prompts: list[Prompt], layer: int, head: int, *, low: 
 
 def draw_heads(n_layers: int, n_heads: int, seed: int = SEED, exclude=()) -> list[tuple[int, int]]:
     """Every (layer, head) in an order drawn with `seed`, those in `exclude` left out."""
-    heads = [(L, h) for L in range(n_layers) for h in range(n_heads) if (L, h) not in set(exclude)]
+    excluded = set(exclude)
+    heads = [(L, h) for L in range(n_layers) for h in range(n_heads) if (L, h) not in excluded]
     random.Random(seed).shuffle(heads)
     return heads
 
@@ -286,8 +287,8 @@ def _plain(value):
 # Sizes are in the plan's units, so the models follow the plan:
 #   "macroscopic"  one head moving the association by 2-4x the per-head bound across sentences,
 #                  and one silent head (scale 0) for the manipulation check
-#   "sesoi"        one head moving it by 1.3-1.9x SESOI across sentences, and one block whose
-#                  heads each move it by -(2-4) x SESOI on the study sentence
+#   "sesoi"        one block whose heads each move it by -(2-4) x SESOI on the study sentence,
+#                  and one head in a later block moving it by 1.3-1.9x SESOI across sentences
 KINDS = ("macroscopic", "sesoi")
 CALIBRATION_SENTENCES = 24      # the macroscopic head is calibrated on these, then measured on all
 
@@ -304,12 +305,16 @@ def make_known_answer(kind: str, model, prompts: list[Prompt], plan, seed: int =
         record["plants"]["head beyond the per-head bound"] = _measure(model, prompts, head)
         drawn = draw_heads(layout.n_layers, layout.n_heads, seed + 1)
         silent = next((L, h) for L, h in drawn if L != head.layer)
-        record["plants"]["silent head"] = silence_head(model, *silent)
+        record["plants"]["silent head"] = _measure(model, prompts, silence_head(model, *silent))   # 0, measured
     else:
-        head = plant_drawn_head(model, prompts, low=1.3 * plan.sesoi, high=1.9 * plan.sesoi, seed=seed)
-        record["plants"]["head beyond SESOI"] = head
-        drawn = draw_heads(layout.n_layers, layout.n_heads, seed + 1)
-        block = next(L for L, _ in drawn if L != head.layer)
+        # The block first, the head after it: what silencing a head does at its own block's
+        # output depends only on the blocks up to it, so a head planted in a later block leaves
+        # the block's effects as they were measured, and is itself calibrated on the final model.
+        drawn = draw_heads(layout.n_layers - 1, layout.n_heads, seed + 1)     # not the last block
+        block = drawn[0][0]
         record["plants"]["block"] = plant_block(model, prompts[0], block, low=2 * plan.sesoi, high=4 * plan.sesoi)
-        _measure(model, prompts, head)          # again: the block planted after it moved what it sees
+        earlier = [(L, h) for L in range(block + 1) for h in range(layout.n_heads)]
+        head = plant_drawn_head(model, prompts, low=1.3 * plan.sesoi, high=1.9 * plan.sesoi, seed=seed,
+                                exclude=earlier)
+        record["plants"]["head beyond SESOI"] = head
     return record

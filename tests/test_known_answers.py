@@ -5,8 +5,8 @@ effects whose size the plain hooked pass measured on the exploration half of the
 population (recorded in the checkpoint's known_answer.json, with the heads drawn and the seed):
 
   macroscopic   one head moving the association by 2-4x the per-head bound; one silent head
-  sesoi         one head moving it by 1.3-1.9x SESOI; one block whose heads each move it by
-                -(2-4) x SESOI on the study sentence
+  sesoi         one block whose heads each move it by -(2-4) x SESOI on the study sentence;
+                one head in a later block moving it by 1.3-1.9x SESOI
 
 Each runs through the whole study as `./run study --model <folder>` does (the plugin, its
 shards and claims; the scale ladder left out, as it has a known answer of its own below), and
@@ -37,6 +37,7 @@ SEED_VERDICT = "test_zero_blocks_significant_after_bonferroni"
 BLOCKS_WITHIN = "test_every_block_lies_within_sesoi"
 PER_HEAD = "test_silencing_one_head_moves_its_token_but_not_the_association_macroscopically"
 PER_BLOCK = "test_no_block_heads_shift_the_association_significantly"
+PER_PROMPT = "test_every_single_head_ablation_moves_its_token_on_every_prompt"
 POSITIVE = "test_control_skipping_a_block_at_the_token_is_an_effect_at_most_blocks"
 
 
@@ -131,6 +132,9 @@ def test_a_silent_head_fails_the_manipulation_check(known):
     label = f"L{silent['layer']:02d}-H{silent['head']:02d}"
     message = run.item_failed(PER_HEAD, label)
     assert message is not None and "did nothing measurable" in message, run.failed
+    across = run.item_failed(PER_PROMPT, "P00")                  # and on the sentences, naming it
+    assert across is not None and label in across, run.failed
+    assert run.outcome(PER_PROMPT) == "refuted"
 
 
 def test_a_head_of_sesoi_size_refutes_the_primary_claim_not_the_macroscopic_one(known):
