@@ -102,8 +102,16 @@ def verdicts_of(claims_csv: str, summary: dict) -> dict:
     return {"run": summary["run"]["kind"], "plan_sha256": summary["plan"]["sha256"],
             "model": summary["model"]["name"], "sentences": prompt_set.get("sentences"),
             "prompt_set": prompt_set.get("name"),
-            "claims": {r["test"]: r["outcome"] for r in rows},
+            "claims": {r["test"]: r["outcome"] for r in rows}, "order": [r["test"] for r in rows],
             "shown": {r["test"]: {"statement": r["statement"], "detail": r["detail"]} for r in rows}}
+
+
+def save_verdicts(verdicts: dict) -> Path:
+    """Write a run's verdicts as its golden ones (`--update-golden`), one file per model and prompt set."""
+    path = verdicts_path(verdicts["model"], verdicts["prompt_set"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(verdicts, indent=1, sort_keys=True) + "\n")
+    return path
 
 
 def compare_verdicts(golden: dict, actual: dict) -> list[str]:

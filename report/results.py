@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.analysis import power_text
+from report import golden
 from metrics.statistics import CATEGORIES, counts
 
 SCENARIO_COLUMNS = ("model", "layer", "head", "token", "pair", "clean", "silenced", "delta")
@@ -256,5 +257,7 @@ def write_report(collected) -> Report:
     files.update(figures(setup, collected))
     files["report.html"] = page(setup, collected, claims, files)
     publish(report.folder, files)
+    if o.update_golden and setup.prompts:          # the run's conclusions, pinned on purpose (report/golden.py)
+        golden.save_verdicts(golden.verdicts_of(files["claims.csv"].decode(), summary))
     report.published = True
     return report

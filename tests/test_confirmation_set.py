@@ -1,6 +1,11 @@
-"""The claims hold beyond the prompt set they were developed with: the whole study, run on the
-confirmation set (tests/data/confirmation_prompts.txt, 24 variants written and committed
-before anything was run on them), passes like the shipped set's run does."""
+"""The confirmatory run: the whole study on the confirmation half of the sentence population
+(tests/data/sentences_confirmation.txt, drawn and split by the plan's seed, never used while
+the plan was written), under the frozen plan. What it concluded is an observation of that run,
+pinned in tests/golden/verdicts/ (`./run study --prompts confirmation --update-golden`); a run
+that concludes otherwise fails here, naming each claim. The run must be confirmatory: with a
+plan other than the frozen one it is exploratory, and this test says so."""
+import csv
+import json
 import os
 import subprocess
 import sys
@@ -8,18 +13,29 @@ from pathlib import Path
 
 import pytest
 
+from report import golden
+
 ROOT = Path(__file__).resolve().parents[1]
+MODEL = "smollm2-135m-instruct"
 
 
 @pytest.mark.slow
-def test_every_claim_holds_on_the_confirmation_prompt_set(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "STUDY_MODEL": "smollm2-135m-instruct"}
+def test_the_confirmatory_run_gives_its_golden_verdicts(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "STUDY_MODEL": MODEL}
     env.pop("PYTEST_XDIST_WORKER", None)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "study", "-q", "-n", "2", "-p", "no:randomly",
-                           f"--prompts={ROOT / 'tests' / 'data' / 'confirmation_prompts.txt'}",
-                           f"--results-dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=1800)
+                           "--prompts=confirmation", f"--results-dir={tmp_path}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1800)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    assert "complete run" in out and "CLAIMS FAILED" not in out, out[-4000:]
-    assert "prompt set: 24 sentences from" in out and "confirmation_prompts.txt" in out
+    assert proc.returncode in (0, 1) and "complete run" in out, out[-4000:]
+    assert "prompt set: 120 sentences from" in out and "sentences_confirmation.txt" in out, out[:3000]
+    (folder,) = (tmp_path / MODEL).iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["run"]["kind"] == "confirmatory", summary["run"]
+    actual = golden.verdicts_of((folder / "claims.csv").read_text(), summary)
+    path = golden.verdicts_path(MODEL, "confirmation")
+    assert path.is_file(), f"no golden verdicts {path}: ./run study --prompts confirmation --update-golden"
+    problems = golden.compare_verdicts(json.loads(path.read_text()), actual)
+    assert not problems, f"verdicts changed from {path.name}:\n" + "\n".join(problems)
+    failed = {r["outcome"] for r in csv.DictReader(open(folder / "claims.csv"))} & {"refuted"}
+    assert (proc.returncode == 1) == bool(failed), out[-3000:]     # the plan's fail_on: refuted fails the run

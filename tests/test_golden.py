@@ -22,9 +22,8 @@ TINY_PROMPT = synthetic_prompt(TINY_IDS, token=4, pairs=[(4, 8), (2, 8)])
 def _gate(path: Path, actual: dict, update: bool, not_measured: tuple[str, ...] = ()) -> None:
     """Compare `actual` with the golden file; kinds in `not_measured` are left out on purpose
     (this run's options do not produce them), every other golden value must be present."""
-    if update:
-        assert not not_measured, f"--update-golden needs a run that measures everything ({not_measured} missing)"
-        golden.save(path, actual, versions())
+    if update and not not_measured:       # only a run that measures everything rewrites the file;
+        golden.save(path, actual, versions())   # another run (the confirmation half, say) is gated as usual
         return
     expected = golden.load(path)
     assert expected is not None, f"no golden file {path}: create it with pytest --update-golden and commit it"
@@ -41,11 +40,11 @@ def test_study_numbers_match_golden(shards, setup, pytestconfig):
     if setup.options.question != Question():
         pytest.skip("golden numbers exist for the study's own sentence, word and pairs only")
     path = GOLDEN / f"{setup.model_name}.json"
-    if not path.is_file() and not pytestconfig.getoption("update_golden"):
-        pytest.skip(f"no golden file for {setup.model_name}; make one with --update-golden")
     head_means, not_measured = None, ("head_means_across_prompts",)
     if setup.options.default_prompts and setup.options.ablation == "zero" and setup.prompts:
         head_means, not_measured = shards.prompt_deltas(range(len(setup.prompts))).mean(-1), ()
+    if not path.is_file() and (not_measured or not pytestconfig.getoption("update_golden")):
+        pytest.skip(f"no golden file for {setup.model_name}; a run on the exploration half makes one with --update-golden")
     _gate(path, golden.numbers(shards.study(), head_means), pytestconfig.getoption("update_golden"), not_measured)
 
 

@@ -63,20 +63,17 @@ def reports(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_the_study_on_the_unmodified_model_gives_its_golden_verdicts(reports, pytestconfig):
+def test_the_study_on_the_unmodified_model_gives_its_golden_verdicts(reports):
     """Regression gate on conclusions: every claim's outcome on SmolLM2's exploration half (an
     observation of that run, pinned in tests/golden/verdicts/) is what it was; the golden
-    numbers are gated inside the run (tests/test_golden.py). --update-golden rewrites it."""
+    numbers are gated inside the run (tests/test_golden.py). `./run study --update-golden` rewrites both."""
     from report import golden
 
     files = reports["serial"]
     summary = json.loads(files["summary.json"])
     actual = golden.verdicts_of(files["claims.csv"].decode(), summary)
     path = golden.verdicts_path(MODEL, summary["question"]["prompt_set"]["name"])
-    if pytestconfig.getoption("update_golden"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n")
-    assert path.is_file(), f"no golden verdicts {path}: create them with pytest --update-golden and commit them"
+    assert path.is_file(), f"no golden verdicts {path}: ./run study --update-golden writes them; commit them"
     problems = golden.compare_verdicts(json.loads(path.read_text()), actual)
     assert not problems, f"verdicts changed from {path.name}:\n" + "\n".join(problems)
 
