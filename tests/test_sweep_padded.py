@@ -17,7 +17,7 @@ import importlib
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hooks import head_values, layout_of, sweep
@@ -61,6 +61,15 @@ def _batch(case):
     return padded(raw, case["lengths"], case["starts"])
 
 
+# Once caught only by chance: a donor on a LEFT-padded batch (its clean pass must use the
+# batch's mask and per-prompt positions; right padding would hide a mask-less donor pass),
+# and per-prompt values with a strict subset of heads out of order.
+@example(case=dict(family="llama", shape=dict(layers=2, heads=2, head_dim=4, kv_heads=1, seed=2), batch=3, seq=7,
+                   lengths=[7, 4, 2], starts=[0, 3, 5], tokens=[6, 5, 6], edit="donor", readout="final",
+                   layers=None, heads=None, positions=None, seed=5, pick=1))
+@example(case=dict(family="gpt2", shape=dict(layers=2, heads=4, head_dim=4, kv_heads=4, seed=3), batch=2, seq=6,
+                   lengths=[6, 3], starts=[0, 3], tokens=[4, 4], edit="values", readout="block",
+                   layers=None, heads=[3, 0], positions=None, seed=6, pick=0))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
 def test_padded_batch_equals_each_prompt_alone(case):
