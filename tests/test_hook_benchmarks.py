@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hooks import layout_of, silence
-from hooks.silence import pre_hooks
+from hooks.ablate import pre_hooks
 
 ROUNDS = 20
 
