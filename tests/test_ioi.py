@@ -28,7 +28,7 @@ from experiments.ioi import (clean_logit_differences, donor_head_values, logit_d
                              per_head_final_states, run_ioi)
 from experiments.ioi_templates import (NAMES, OBJECTS, PLACES, TEMPLATES, IOIPair, generate_pairs, make_pair,
                                        single_token_names)
-from tests.reference import gpt2_hidden_states, llama_hidden_states
+from tests.reference import gpt2_hidden_states, head_outputs, llama_hidden_states
 from tests.tiny_models import VOCAB, gpt2_tokenizer, tiny
 
 RTOL = 1e-5
@@ -308,7 +308,10 @@ def test_single_head_patch_equals_the_hand_written_forward(word_tokenizer, famil
     model = tiny(family)
     pair = tiny_pairs(word_tokenizer, 1, seed)[0]
     states = per_head_final_states(model, pair.recipient_ids, pair.donor_ids, pair.final, rows_per_pass=5)
-    donor_value = donor_head_values(model, pair.donor_ids, pair.final)[layer, head]
+    # The donor's head output from the reference's own clean donor pass, not from the tool.
+    hd = model.config.hidden_size // model.config.num_attention_heads
+    donor_value = head_outputs(model, ids_of(pair, "donor"))[layer, 0, pair.final, head * hd:(head + 1) * hd]
+    assert_within_bound(donor_head_values(model, pair.donor_ids, pair.final)[layer, head], donor_value)
     want = REFERENCE[family](model, ids_of(pair), replace=[(layer, head, pair.final, donor_value, None)])
     assert_within_bound(states[layer, head], want[-1][0, pair.final])
     # the patch did something: the reference without it differs
