@@ -27,16 +27,19 @@ def test_every_tensor_the_engine_makes_lives_on_the_inputs_device(case):
     want = {r: sweep(model, ids, tokens, r, attention_mask=mask, donor_ids=donor) for r in ("block", "final")}
     one = ids[:1]
     want_one = sweep(model, one, [2, 5], "final", heads=[1])
-    with torch.no_grad():
+    with scale_block(model, 1, 0.5, 2, rows=[1]), torch.no_grad():
         scaled_want = model(ids, output_hidden_states=True).hidden_states
     with torch.device("meta"), fast_path_only():
         for readout in ("block", "final"):
             got = sweep(model, ids, tokens, readout, attention_mask=mask, donor_ids=donor)
             assert got.device == ids.device
             assert_exact_with_padding(got, want[readout])
+        # a mask given as a list becomes a tensor on the input's device
+        from_list = sweep(model, ids, tokens, "block", attention_mask=mask.tolist(), donor_ids=donor)
+        assert_exact_with_padding(from_list, want["block"])
         got_one = sweep(model, one, [2, 5], "final", heads=[1])
         assert got_one.device == ids.device and torch.equal(got_one, want_one)
-        with scale_block(model, 1, 1.0, 2, rows=[1]), torch.no_grad():
+        with scale_block(model, 1, 0.5, 2, rows=[1]), torch.no_grad():
             scaled = model(ids, output_hidden_states=True).hidden_states
     assert all(torch.equal(a, b) for a, b in zip(scaled, scaled_want))
 
