@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hooks import ablate, head_values, layout_of, scale_block, silence, sweep
-from tests.reference import hidden_states
+from tests.reference import head_outputs, hidden_states
 from tests.sweep_cases import assert_exact_with_padding, fast_path_only, padded
 from tests.test_families import assert_exact, ids_of
 from tests.tiny_models import tiny
@@ -66,6 +66,14 @@ def test_a_donor_on_a_left_padded_batch_with_a_reordered_head_subset(case, reado
     with fast_path_only():
         fast = sweep(model, ids, tokens, readout, **kw)
     assert_exact_with_padding(fast, naive)
+    # Prompt 1 (columns 3..6), head 3 of block 1, against the hand-written forward of the prompt
+    # alone with the donor's head output -- from the reference's own donor pass -- at column 5.
+    hd = layout_of(model).head_dim
+    alone, donor_alone = ids[1:2, 3:], donor[1:2, 3:]
+    value = head_outputs(model, donor_alone)[1, 0, 2, 3 * hd:4 * hd]
+    want = hidden_states(model, alone, replace=[(1, 3, 2, value, None)])
+    assert_exact(fast[1, 1, 0, 3:][None, None], (want[2] if readout == "block" else want[-1])[0][None, None],
+                 "donor entry vs reference")
 
 
 @pytest.mark.parametrize("readout", ["block", "final"])
