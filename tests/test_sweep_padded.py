@@ -8,7 +8,7 @@ index the padded batch; result columns in a prompt's padding are NaN.
 Checked on tiny random GPT-2 and Llama (Hypothesis, batches of 1-4 prompts, zeros,
 complement, per-prompt values and donors): fast == naive (which sweeps each prompt alone)
 for every entry, NaN exactly at padding, a sampled entry == the plain hooked forward pass
-of that prompt alone; the fast path is taken; and the engine's check catches a padded
+of that prompt alone and == the hand-written reference forward (tests/reference.py); the fast path is taken; and the engine's check catches a padded
 pass whose position ids are wrong.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hooks import head_values, layout_of, sweep
+from tests.reference import head_outputs, hidden_states
 from tests.sweep_cases import (assert_entry, assert_exact_with_padding, fast_path_only, hooked_entry, padded,
                                subsets, tiny_shapes)
 from tests.test_sweep_exact import tiny_model
@@ -110,6 +111,16 @@ def test_padded_batch_equals_each_prompt_alone(case):
     want = hooked_entry(model, alone, L, h, t, case["readout"], value=value, complement=kw["complement"])
     valid = [k for k, p in enumerate(positions.tolist()) if start <= p < start + n]
     assert_entry(fast[b, i, j][valid], want[positions[valid] - start])
+    # And against the hand-written forward of the prompt alone (tests/reference.py, independent
+    # of hooks/), a donor's value taken from the reference's own clean pass of the donor alone.
+    if donor is not None:
+        hd = layout.head_dim
+        value = head_outputs(model, donor[b:b + 1, start:start + n])[L, 0, t, h * hd:(h + 1) * hd]
+    others = [g for g in range(layout.n_heads) if g != h] if kw["complement"] else [h]
+    ref = hidden_states(model, alone, sites=[(L, g, t) for g in others] if value is None else [],
+                        replace=[] if value is None else [(L, h, t, value, None)])
+    ref = (ref[L + 1] if case["readout"] == "block" else ref[-1])[0].float()
+    assert_entry(fast[b, i, j][valid], ref[positions[valid] - start])
 
 
 def _left_and_right(seq=8, lengths=(8, 5, 2, 6)):
