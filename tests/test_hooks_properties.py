@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hooks import UnsupportedArchitecture, layout_of, silence
+from tests.hypothesis_profiles import examples
 from tests.reference import gpt2_hidden_states, llama_hidden_states
 from tests.tiny_models import VOCAB, tiny
 
@@ -42,7 +43,7 @@ def _states(model, ids):
         return model(ids, output_hidden_states=True).hidden_states
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(scenarios())
 def test_silenced_forward_equals_hand_written_reference(case):
     family, shape, seq, batch, site, seed = case
@@ -63,7 +64,7 @@ def test_silenced_forward_equals_hand_written_reference(case):
 # for both families: the "later positions unchanged" check is never empty there.
 @example(("gpt2", (2, 2, 4), 6, 2, (1, 1, 2), 0))
 @example(("llama", (3, 4, 8), 7, 1, (2, 3, 0), 1))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(scenarios())
 def test_silencing_touches_only_the_target_position_and_later_blocks(case):
     family, shape, seq, batch, site, seed = case
@@ -83,7 +84,7 @@ def test_silencing_touches_only_the_target_position_and_later_blocks(case):
     assert not torch.equal(hooked[L + 1][:, t], clean[L + 1][:, t]), "the target position did not change"
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(scenarios())
 def test_outputs_are_clean_again_after_the_context_exits(case):
     family, shape, seq, batch, site, seed = case
@@ -97,7 +98,7 @@ def test_outputs_are_clean_again_after_the_context_exits(case):
     assert not any(layout_of(model).out_proj(model, L)._forward_pre_hooks for L in range(shape[0]))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(scenarios(), st.integers(1, 3))
 def test_multi_site_silencing_equals_reference(case, n_sites):
     family, shape, seq, batch, _, seed = case

@@ -28,6 +28,7 @@ from experiments.ioi import (clean_logit_differences, donor_head_values, logit_d
                              per_head_final_states, run_ioi)
 from experiments.ioi_templates import (NAMES, OBJECTS, PLACES, TEMPLATES, IOIPair, generate_pairs, make_pair,
                                        single_token_names)
+from tests.hypothesis_profiles import examples
 from tests.reference import gpt2_hidden_states, head_outputs, llama_hidden_states
 from tests.tiny_models import VOCAB, gpt2_tokenizer, tiny
 
@@ -137,7 +138,7 @@ def assert_well_formed(tokenizer, pairs):
         assert pair.final == len(pair.recipient_ids) - 1
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_every_gpt2_pair_has_equal_lengths_and_single_token_names(real_gpt2_tokenizer, seed):
     pairs = generate_pairs(real_gpt2_tokenizer, 100, seed)
@@ -146,7 +147,7 @@ def test_every_gpt2_pair_has_equal_lengths_and_single_token_names(real_gpt2_toke
     assert_well_formed(real_gpt2_tokenizer, pairs)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(5), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_every_smollm2_pair_has_equal_lengths_and_single_token_names(smollm2_tokenizer, seed):
     assert_well_formed(smollm2_tokenizer, generate_pairs(smollm2_tokenizer, 100, seed))
@@ -301,7 +302,7 @@ def test_patching_every_head_of_every_block_reproduces_the_donor(family, word_to
         assert (clean_state - donor_state).abs().max() > 1e-3
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(family=st.sampled_from(FAMILIES), seed=st.integers(0, 1000), layer=st.integers(0, 2),
        head=st.integers(0, 3))
 def test_single_head_patch_equals_the_hand_written_forward(word_tokenizer, family, seed, layer, head):

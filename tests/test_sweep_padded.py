@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hooks import head_values, layout_of, sweep
+from tests.hypothesis_profiles import examples
 from tests.reference import head_outputs, hidden_states
 from tests.sweep_cases import (assert_entry, assert_exact_with_padding, fast_path_only, hooked_entry, padded,
                                subsets, tiny_shapes)
@@ -71,7 +72,7 @@ def _batch(case):
 @example(case=dict(family="gpt2", shape=dict(layers=2, heads=4, head_dim=4, kv_heads=4, seed=3), batch=2, seq=6,
                    lengths=[6, 3], starts=[0, 3], tokens=[4, 4], edit="values", readout="block",
                    layers=None, heads=[3, 0], positions=None, seed=6, pick=0))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
 def test_padded_batch_equals_each_prompt_alone(case):
     model = tiny_model(case["family"], **case["shape"])

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hooks import layout_of, sweep
+from tests.hypothesis_profiles import examples
 from tests.reference import hidden_states
 from tests.sweep_cases import assert_entry, fast_path_only, hooked_entry, subsets, tiny_shapes
 from tests.test_sweep_exact import assert_exact, random_ids, tiny_model
@@ -50,7 +51,7 @@ def _values(model, edit, n_tokens, seed):
 @example(case=dict(family="llama", shape=dict(layers=2, heads=4, head_dim=4, kv_heads=2, seed=0), seq=6,
                    tokens=[3, 1], edit="values", readout="final", layers=None, heads=[2, 0], positions=None,
                    ids_seed=0, pick=0))
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
 def test_every_position_equals_naive_and_the_hooked_forward(case):
     model = tiny_model(case["family"], **case["shape"])
