@@ -7,6 +7,8 @@
     plugin/store.py       computes each shard once, whichever worker asks first
     plugin/reduce.py      claims that need every shard, evaluated once on the controller
     plugin/reporting.py   the report and the terminal verdict
+
+and tests/hypothesis_profiles.py: the Hypothesis profiles (ci, dev), loaded before any test module.
 """
 pytest_plugins = [
     "plugin.options",
@@ -14,4 +16,5 @@ pytest_plugins = [
     "plugin.reduce",
     "plugin.fixtures",
     "plugin.reporting",
+    "tests.hypothesis_profiles",
 ]

@@ -30,7 +30,7 @@ class PromptSetError(ValueError):
 def read_prompts(path: Path) -> list[str]:
     """The sentences of a prompt file (see the module docstring), in file order."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise PromptSetError(f"--prompts {path}: no such file; pass a text file with one sentence a line "
                              "(e.g. tests/data/sentences_exploration.txt)")
     try:
@@ -40,6 +40,9 @@ def read_prompts(path: Path) -> list[str]:
                              "pass a UTF-8 text file with one sentence a line") from None
     sentences = [line.strip() for line in text.splitlines()]
     sentences = [s for s in sentences if s and not s.startswith("#")]
+    if not sentences:
+        raise PromptSetError(f"--prompts {path}: is empty (no sentence in it); pass a text file with one sentence "
+                             f"a line, at least {MIN_PROMPTS} (e.g. tests/data/sentences_exploration.txt)")
     if len(sentences) < MIN_PROMPTS:
         raise PromptSetError(f"--prompts {path}: {len(sentences)} sentence(s); the across-prompt tests need at "
                              f"least {MIN_PROMPTS} (one sentence a line, # for comments)")

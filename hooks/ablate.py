@@ -8,7 +8,8 @@ token or at every token, in all or some batch rows.
     with ablate(model, layer=5, heads=3, token=4, rows=[0]):        # only batch row 0
 
 Like `silence`, it edits the INPUT of block `layer`'s attention output projection (the
-concatenated head outputs, [batch, seq, n_heads * head_dim]) through `hooks.silence.pre_hooks`,
+concatenated head outputs, [batch, seq, n_heads * head_dim]) through `pre_hooks` below -- the
+one place where this project attaches hooks to the heads; hooks/silence.py builds on it --
 so the hooks are removed when the `with` exits, however it exits. `rows` lets one batched
 forward pass carry several different interventions (one per row), which is how
 experiments/scales.py runs every block's intervention of one prompt at once.
@@ -22,8 +23,35 @@ from typing import Iterator, Sequence
 
 import torch
 
-from hooks.architectures import layout_of
-from hooks.silence import check_position, pre_hooks
+from hooks.architectures import Layout, layout_of
+
+
+def check_position(token: int, seq_len: int) -> None:
+    if not 0 <= token < seq_len:
+        raise ValueError(
+            f"token position {token} is out of range for an input of {seq_len} tokens: "
+            f"pass a position in 0..{seq_len - 1}"
+        )
+
+
+@contextmanager
+def pre_hooks(model: torch.nn.Module, layout: Layout, edits: dict) -> Iterator[None]:
+    """Install `edits[layer](x) -> x` as forward pre-hooks on the output projections.
+
+    The one place where this project attaches hooks to a model: every hook it installs
+    is removed when the block exits, however it exits.
+    """
+    handles = []
+    try:
+        for layer, edit in edits.items():
+            def hook(module, args, kwargs, edit=edit):
+                return (edit(args[0]), *args[1:]), kwargs
+            proj = layout.out_proj(model, layer)
+            handles.append(proj.register_forward_pre_hook(hook, with_kwargs=True))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _as_heads(heads) -> list[int]:

@@ -21,9 +21,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from hooks.ablate import check_rows
+from hooks.ablate import check_position, check_rows
 from hooks.architectures import layout_of
-from hooks.silence import check_position
 
 
 @contextmanager

@@ -16,7 +16,10 @@ from typing import Iterable, Iterator, NamedTuple
 
 import torch
 
-from hooks.architectures import Layout, layout_of
+# Silencing is ablation with zeros: hooks/ablate.py owns the one forward pre-hook (pre_hooks),
+# and this module only builds on it (pre_hooks is re-exported here for older callers).
+from hooks.ablate import ablate, check_position, pre_hooks  # noqa: F401
+from hooks.architectures import layout_of
 
 
 class Site(NamedTuple):
@@ -29,34 +32,6 @@ class Site(NamedTuple):
     @property
     def label(self) -> str:
         return f"L{self.layer:02d}-H{self.head:02d}-T{self.token}"
-
-
-def check_position(token: int, seq_len: int) -> None:
-    if not 0 <= token < seq_len:
-        raise ValueError(
-            f"token position {token} is out of range for an input of {seq_len} tokens: "
-            f"pass a position in 0..{seq_len - 1}"
-        )
-
-
-@contextmanager
-def pre_hooks(model: torch.nn.Module, layout: Layout, edits: dict) -> Iterator[None]:
-    """Install `edits[layer](x) -> x` as forward pre-hooks on the output projections.
-
-    The one place where this project attaches hooks to a model: every hook it installs
-    is removed when the block exits, however it exits.
-    """
-    handles = []
-    try:
-        for layer, edit in edits.items():
-            def hook(module, args, kwargs, edit=edit):
-                return (edit(args[0]), *args[1:]), kwargs
-            proj = layout.out_proj(model, layer)
-            handles.append(proj.register_forward_pre_hook(hook, with_kwargs=True))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def as_sites(layer=None, head=None, token=None, sites: Iterable | None = None) -> list[Site]:
@@ -95,11 +70,7 @@ def silence(model: torch.nn.Module, layer: int | None = None, head: int | None =
         if not isinstance(site.token, int) or site.token < 0:
             raise ValueError(f"token position {site.token!r} must be an int >= 0")
         heads_at[site.layer, site.token].append(site.head)
-    # Silencing is ablation with zeros; hooks/ablate.py holds the one head-editing hook
-    # (imported here, not at the top, because it builds on pre_hooks above). Pre-hooks on
-    # the same projection chain, so several (layer, token) groups compose.
-    from hooks.ablate import ablate
-
+    # Pre-hooks on the same projection chain, so several (layer, token) groups compose.
     with ExitStack() as stack:
         for (L, t), heads in heads_at.items():
             stack.enter_context(ablate(model, L, heads, t))

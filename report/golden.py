@@ -70,8 +70,23 @@ def _names(kind, pair, values):
     return [f"{kind}[{pair}][L{L:02d}]" for L in range(len(values))]
 
 
+class CorruptGoldenFile(ValueError):
+    """A golden file that is not the JSON this module writes; the message names the file."""
+
+
 def load(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The golden file's contents, None if there is none; CorruptGoldenFile if it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CorruptGoldenFile(f"golden file {path} is corrupted ({err.__class__.__name__}: {err}); restore it "
+                                f"with `git checkout -- {path}` or rewrite it with --update-golden") from None
+    if not isinstance(data, dict):
+        raise CorruptGoldenFile(f"golden file {path} holds a JSON {type(data).__name__}, not an object; restore "
+                                f"it with `git checkout -- {path}` or rewrite it with --update-golden")
+    return data
 
 
 def save(path: Path, actual: dict, versions: dict) -> None:

@@ -61,7 +61,9 @@ CASES = {
                                    "--silence-word", "pineapple#1"], "more than this model's context of 8192"),
     "unicode word not there": (["--silence-word", "ananas🍍"], "the word 'ananas🍍' is not in the sentence"),
     "prompt file missing": (["--prompts", "{prompts_missing}"], "prompts_missing.txt: no such file"),
-    "prompt file empty": (["--prompts", "{prompts_empty}"], "0 sentence(s); the across-prompt tests need at least 10"),
+    "prompt file empty": (["--prompts", "{prompts_empty}"], "prompts_empty.txt: is empty (no sentence in it)"),
+    "prompt file /dev/null": (["--prompts", "/dev/null"], "--prompts /dev/null: is empty (no sentence in it)"),
+    "prompt file too short": (["--prompts", "{prompts_short}"], "3 sentence(s); the across-prompt tests need at least 10"),
     "prompt file not text": (["--prompts", "{prompts_binary}"], "cannot read it as UTF-8 text"),
     "prompt line lacking a word": (["--prompts", "{prompts_lacking}"],
                                    "sentence 11 ('Pineapple is odd'): the word 'pineapple' is not in the sentence"),
@@ -98,12 +100,13 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, bert_folder):
     (tmp_path / "broken" / "config.json").write_text("{ this is not json")
     good = "\n".join(["# a comment", ""] + [f"Peanut butter and pineapple number {i} on pizza" for i in range(10)])
     (tmp_path / "prompts_empty.txt").write_text("# only comments\n\n")
+    (tmp_path / "prompts_short.txt").write_text("\n".join(good.splitlines()[:5]))
     (tmp_path / "prompts_binary.txt").write_bytes(b"\xff\xfe\x00pizza\x9c")
     (tmp_path / "prompts_lacking.txt").write_text(good + "\nPineapple is odd\n")
     folders = {"empty": tmp_path / "empty", "broken": tmp_path / "broken", "bert": bert_folder,
                "a_file": tmp_path / "a-file",
                **{name: tmp_path / f"{name}.txt" for name in
-                  ("prompts_missing", "prompts_empty", "prompts_binary", "prompts_lacking")}}
+                  ("prompts_missing", "prompts_empty", "prompts_short", "prompts_binary", "prompts_lacking")}}
     args, message = CASES[case]
     args = [a.format(**folders) for a in args]
     env = {"HF_HOME": str(tmp_path / "hf")} if "gpt2" in case or "hub" in case else None

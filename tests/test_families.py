@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hooks import ARCHITECTURES, layout_of, sweep
+from tests.hypothesis_profiles import examples
 from tests.reference import REFERENCES, hidden_states
 from tests.tiny_models import CASES, VOCAB, WINDOW, tiny
 
@@ -104,7 +105,7 @@ def shapes(draw):
 
 
 @pytest.mark.parametrize("case", ALL_CASES)
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=shapes())
 def test_fast_sweep_equals_naive_and_the_reference(case, s):
     model = tiny(case, *s["shape"], kv_heads=s["kv_heads"])

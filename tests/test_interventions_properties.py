@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hooks import ablate, capture_heads, layout_of, scale_block, sweep
+from tests.hypothesis_profiles import examples
 from tests.reference import gpt2_hidden_states, llama_hidden_states
 from tests.tiny_models import VOCAB, tiny
 
@@ -48,7 +49,7 @@ def _assert_close(got_states, want_states):
         torch.testing.assert_close(got, want, rtol=RTOL, atol=ATOL, msg=f"hidden_states[{i}] differs")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(cases())
 def test_ablate_equals_hand_written_reference(case):
     model = tiny(case["family"], *case["shape"])
@@ -65,7 +66,7 @@ def test_ablate_equals_hand_written_reference(case):
     _assert_close(_states(model, ids), REFERENCE[case["family"]](model, ids))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(cases())
 def test_scale_block_equals_hand_written_reference(case):
     model = tiny(case["family"], *case["shape"])

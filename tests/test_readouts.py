@@ -2,6 +2,8 @@
 log-prob of a token, KL of the next-token distribution; checked on a tiny model against the
 model's own logits. (What they show on the real model is reported by tests/test_scales.py.)
 """
+import math
+
 import pytest
 import torch
 
@@ -22,3 +24,15 @@ def test_log_prob_and_kl_match_the_models_own_logits():
     other = torch.log_softmax(torch.randn_like(logp[:, 1]), -1)
     assert kl(logp[:, 1], other).item() > 0
     assert cosine_per_block(out.hidden_states, 1, 3).shape == (1, model.config.num_hidden_layers)
+
+
+def test_kl_is_clean_against_other_in_that_order():
+    """KL(p || q) with p the clean distribution, by hand: p = (0.9, 0.1), q = (0.5, 0.5) gives
+    0.9 ln(0.9/0.5) + 0.1 ln(0.1/0.5) = 0.368064 nats; the other way round it is 0.510826."""
+    p, q = torch.tensor([[0.9, 0.1]]).log(), torch.tensor([[0.5, 0.5]]).log()
+    assert kl(p, q).item() == pytest.approx(0.9 * math.log(1.8) + 0.1 * math.log(0.2), abs=1e-6)
+    assert kl(p, q).item() == pytest.approx(0.368064, abs=1e-6)
+    assert kl(q, p).item() == pytest.approx(0.510826, abs=1e-6)
+    # Batched over leading axes, one value per distribution.
+    both = kl(torch.stack([p, q]), torch.stack([q, p]))
+    assert both.shape == (2, 1) and both[0, 0].item() == pytest.approx(0.368064, abs=1e-6)

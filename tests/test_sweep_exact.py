@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hooks import UnsupportedArchitecture, silence, sweep
+from tests.hypothesis_profiles import examples
 
 sweep_module = importlib.import_module("hooks.sweep")   # `hooks.sweep` the name is the function
 
@@ -107,7 +108,7 @@ def cases(draw):
                 complement=heads > 1 and draw(st.booleans()))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
 def test_fast_equals_naive(case):
     model = tiny_model(case["family"], **case["shape"])

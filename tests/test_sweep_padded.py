@@ -8,7 +8,7 @@ index the padded batch; result columns in a prompt's padding are NaN.
 Checked on tiny random GPT-2 and Llama (Hypothesis, batches of 1-4 prompts, zeros,
 complement, per-prompt values and donors): fast == naive (which sweeps each prompt alone)
 for every entry, NaN exactly at padding, a sampled entry == the plain hooked forward pass
-of that prompt alone; the fast path is taken; and the engine's check catches a padded
+of that prompt alone and == the hand-written reference forward (tests/reference.py); the fast path is taken; and the engine's check catches a padded
 pass whose position ids are wrong.
 """
 from __future__ import annotations
@@ -17,10 +17,12 @@ import importlib
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hooks import head_values, layout_of, sweep
+from tests.hypothesis_profiles import examples
+from tests.reference import head_outputs, hidden_states
 from tests.sweep_cases import (assert_entry, assert_exact_with_padding, fast_path_only, hooked_entry, padded,
                                subsets, tiny_shapes)
 from tests.test_sweep_exact import tiny_model
@@ -61,7 +63,16 @@ def _batch(case):
     return padded(raw, case["lengths"], case["starts"])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Once caught only by chance: a donor on a LEFT-padded batch (its clean pass must use the
+# batch's mask and per-prompt positions; right padding would hide a mask-less donor pass),
+# and per-prompt values with a strict subset of heads out of order.
+@example(case=dict(family="llama", shape=dict(layers=2, heads=2, head_dim=4, kv_heads=1, seed=2), batch=3, seq=7,
+                   lengths=[7, 4, 2], starts=[0, 3, 5], tokens=[6, 5, 6], edit="donor", readout="final",
+                   layers=None, heads=None, positions=None, seed=5, pick=1))
+@example(case=dict(family="gpt2", shape=dict(layers=2, heads=4, head_dim=4, kv_heads=4, seed=3), batch=2, seq=6,
+                   lengths=[6, 3], starts=[0, 3], tokens=[4, 4], edit="values", readout="block",
+                   layers=None, heads=[3, 0], positions=None, seed=6, pick=0))
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
 def test_padded_batch_equals_each_prompt_alone(case):
     model = tiny_model(case["family"], **case["shape"])
@@ -101,6 +112,16 @@ def test_padded_batch_equals_each_prompt_alone(case):
     want = hooked_entry(model, alone, L, h, t, case["readout"], value=value, complement=kw["complement"])
     valid = [k for k, p in enumerate(positions.tolist()) if start <= p < start + n]
     assert_entry(fast[b, i, j][valid], want[positions[valid] - start])
+    # And against the hand-written forward of the prompt alone (tests/reference.py, independent
+    # of hooks/), a donor's value taken from the reference's own clean pass of the donor alone.
+    if donor is not None:
+        hd = layout.head_dim
+        value = head_outputs(model, donor[b:b + 1, start:start + n])[L, 0, t, h * hd:(h + 1) * hd]
+    others = [g for g in range(layout.n_heads) if g != h] if kw["complement"] else [h]
+    ref = hidden_states(model, alone, sites=[(L, g, t) for g in others] if value is None else [],
+                        replace=[] if value is None else [(L, h, t, value, None)])
+    ref = (ref[L + 1] if case["readout"] == "block" else ref[-1])[0].float()
+    assert_entry(fast[b, i, j][valid], ref[positions[valid] - start])
 
 
 def _left_and_right(seq=8, lengths=(8, 5, 2, 6)):
@@ -186,14 +207,11 @@ def test_a_wrong_architecture_row_is_caught_on_a_padded_batch_with_a_donor(reado
 @pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "gemma3_text"])
 @pytest.mark.parametrize("readout", ["block", "final"])
 def test_every_family_on_a_left_padded_batch(family, readout):
-    """(Gemma-3's sliding-window layers are not resumable: its "final" readout is the naive
-    engine by design; everything else takes the fast path.)"""
+    """Every family takes the fast path, Gemma-3's sliding-window layers (window 4, prompts of
+    up to 8 tokens) included: the resumer re-enters them with their own masks."""
     model = tiny_model(family)
     (ids, mask), tokens = _left_and_right()["left"]
     naive = sweep(model, ids, torch.tensor(tokens), readout, attention_mask=mask, engine="naive")
-    if family == "gemma3_text" and readout == "final":
+    with fast_path_only():
         fast = sweep(model, ids, torch.tensor(tokens), readout, attention_mask=mask)
-    else:
-        with fast_path_only():
-            fast = sweep(model, ids, torch.tensor(tokens), readout, attention_mask=mask)
     assert_exact_with_padding(fast, naive)
