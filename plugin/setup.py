@@ -23,7 +23,7 @@ from experiments.prompt_set import PromptSetError, locate_prompts
 from experiments.ioi_templates import generate_pairs
 from experiments.question import Prompt, locate_question
 from experiments.tokens import WordNotFound
-from models.loading import ModelNotAvailable, known_answer_of, read_config, read_tokenizer
+from models.loading import ModelNotAvailable, known_answer_of, read_config, read_tokenizer, torch_dtype
 from plugin.options import OPTIONS, Options
 
 
@@ -47,6 +47,11 @@ class Setup:
     @property
     def plan(self):
         return self.options.plan
+
+    @property
+    def dtype(self):
+        """The model's torch dtype: what round-off, hence the manipulation checks' threshold, depends on."""
+        return torch_dtype(self.options.dtype)
 
     @property
     def model_name(self) -> str:
@@ -91,7 +96,8 @@ class Setup:
         pieces = "|".join(p.tokens.pieces)
         return [
             f"model: {o.choice.name} ({o.choice.source}), {self.n_layers} blocks x {self.n_heads} heads, "
-            f"device {o.device}, engine {o.engine}",
+            f"device {o.device}" + (" (blocks spread over every GPU)" if o.device_map else "")
+            + f", dtype {o.dtype}, engine {o.engine}",
             f"why this model: {o.choice.reason}",
             f"sentence: {o.question.sentence!r} -> {pieces}",
             f"silenced token: {p.tokens.pieces[p.token]!r} (index {p.token}, last token of "
