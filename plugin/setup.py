@@ -23,7 +23,7 @@ from experiments.prompt_set import PromptSetError, locate_prompts
 from experiments.ioi_templates import generate_pairs
 from experiments.question import Prompt, locate_question
 from experiments.tokens import WordNotFound
-from models.loading import ModelNotAvailable, known_answer_of, read_config, read_tokenizer, torch_dtype
+from models.loading import ModelNotAvailable, known_answer_of, read_config, read_tokenizer
 from plugin.options import OPTIONS, Options
 
 
@@ -47,11 +47,6 @@ class Setup:
     @property
     def plan(self):
         return self.options.plan
-
-    @property
-    def dtype(self):
-        """The model's torch dtype: what round-off, hence the manipulation checks' threshold, depends on."""
-        return torch_dtype(self.options.dtype)
 
     @property
     def model_name(self) -> str:

@@ -16,14 +16,12 @@ def test_every_single_head_ablation_moves_its_token_on_every_prompt(shards, prom
     (wherever the ablation gives the head another value, beyond round-off too)."""
     c = shards.prompt_chunk_of(prompt_index)
     k = c.indices.index(prompt_index)
-    dtype = setup.dtype                                   # round-off, hence "moved", depends on it
     record("prompt", {"index": prompt_index, "clean": c.clean[:, k].tolist(), "deltas": c.deltas[:, :, k].tolist(),
-                      "replaced": int(moved(c.value_change[:, :, k], setup.plan, dtype).sum())})
-    replaced = moved(c.value_change[:, :, k], setup.plan, dtype)
-    acted = moved(c.token_change[:, :, k], setup.plan, dtype)
+                      "replaced": int(moved(c.value_change[:, :, k], setup.plan).sum())})
+    replaced, acted = moved(c.value_change[:, :, k], setup.plan), moved(c.token_change[:, :, k], setup.plan)
     still = [f"L{L:02d}-H{h:02d}" for L, h in np.argwhere(replaced & ~acted)]
     assert not still, (f"{c.ablation} ablation did not move the token of sentence {prompt_index} beyond "
-                       f"{threshold(setup.plan, dtype):.0e} (relative): {still[:10]}")
+                       f"{threshold(setup.plan):.0e} (relative): {still[:10]}")
 
 
 @pytest.mark.xdist_group("late")          # reads two shards: scheduled after both were computed

@@ -46,9 +46,9 @@ def test_an_intervention_changes_nothing_before_its_block(shards, kind, setup, r
     n = m.ripple.shape[0]
     earlier = [L for L in range(n) if not torch.all(m.ripple[L, :L] == 0)]
     assert not earlier, f"{kind}: blocks before the intervened one changed, for intervened blocks {earlier}"
-    still = [L for L in range(n) if not moved(m.ripple[L, L].abs().max(), setup.plan, setup.dtype)]
-    assert not still, (f"{kind}: the intervened block's cosine did not move beyond "
-                       f"{threshold(setup.plan, setup.dtype):.0e} at blocks {still}")
+    still = [L for L in range(n) if not moved(m.ripple[L, L].abs().max(), setup.plan)]
+    assert not still, (f"{kind}: the intervened block's cosine did not move beyond {threshold(setup.plan):.0e} at "
+                       f"blocks {still}")
 
 
 @pytest.mark.xdist_group(f"scales-{slug(SKIP_BLOCK)}")
@@ -76,7 +76,7 @@ def test_top_k_heads_silenced_together_move_the_last_block(shards, setup, record
         record("top_k", {**row, "k": m.ks[i], "logprob_mean": m.logprob[i].mean().item(),
                          "kl_mean": m.kl[i].mean().item()})
     unmoved = [(k, p) for (i, k) in enumerate(m.ks) for p in range(m.cos.shape[1])
-               if not moved(m.cos[i, p].abs(), setup.plan, setup.dtype)]
+               if not moved(m.cos[i, p].abs(), setup.plan)]
     assert not unmoved, f"(k, prompt) whose last block did not move: {unmoved}"
 
 

@@ -50,9 +50,9 @@ def test_silencing_one_head_moves_its_token_but_not_the_association_macroscopica
         clean, silenced = float(m.clean_cosine[pair.label][L]), float(m.silenced_cosine[pair.label][L, h])
         record("scenario", {"layer": L, "head": h, "token": m.prompt.token, "pair": pair.label,
                             "clean": clean, "silenced": silenced, "delta": silenced - clean})
-    assert moved(m.token_change[L, h], setup.plan, setup.dtype), (
+    assert moved(m.token_change[L, h], setup.plan), (
         f"silencing L{L} H{h} moved the token's vector by {m.token_change[L, h]:.1e} (relative), not beyond "
-        f"{threshold(setup.plan, setup.dtype):.0e}: the silencing did nothing measurable")
+        f"{threshold(setup.plan):.0e}: the silencing did nothing measurable")
     delta = float(m.deltas(m.prompt.tested.label)[L, h])
     bound = setup.plan.max_abs_delta_per_head
     assert abs(delta) <= bound, f"silencing L{L} H{h} moved {m.prompt.tested.label} by {delta:+.4f}, beyond ±{bound}"
