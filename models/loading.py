@@ -165,11 +165,13 @@ def torch_dtype(name):
 
 def load(choice: ModelChoice, device: str = "cpu", dtype="float32", device_map=None):
     """Load (model, tokenizer): in `dtype` (a name of DTYPES or a torch.dtype), eval mode, on
-    `device`; or, with device_map (a dict of module name -> device, see models/placement.py),
-    spread over several devices by accelerate."""
+    `device`; or, with device_map ("auto", or a dict of module name -> device; models/placement.py),
+    spread over several GPUs by accelerate."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     prepare(choice)
+    if device_map == "auto":
+        device_map = _plan_over_gpus(choice, dtype)
     try:
         tok = AutoTokenizer.from_pretrained(choice.source, local_files_only=choice.local_only)
         model = AutoModelForCausalLM.from_pretrained(
@@ -180,6 +182,19 @@ def load(choice: ModelChoice, device: str = "cpu", dtype="float32", device_map=N
     if device_map is not None:
         return model.eval(), tok          # accelerate placed each part; .to() would undo it
     return model.to(device).eval(), tok
+
+
+def _plan_over_gpus(choice: ModelChoice, dtype) -> dict:
+    """--device-map auto: whole blocks over every visible GPU, by the memory each has free."""
+    import torch
+
+    from models.placement import plan_over_gpus
+
+    free = {gpu: torch.cuda.mem_get_info(gpu)[0] for gpu in range(torch.cuda.device_count())}
+    try:
+        return plan_over_gpus(read_config(choice), torch_dtype(dtype), free)
+    except ValueError as err:
+        raise ModelNotAvailable(f"--model {choice.name}: {err}") from None
 
 
 def _read(choice: ModelChoice, what: str, auto_class: str):
