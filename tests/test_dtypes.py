@@ -78,3 +78,23 @@ def test_load_gives_the_asked_dtype(dtype, tmp_path):
 
     model, _ = load(resolve(tiny_gpt2_checkpoint(tmp_path / "tiny", n_layer=2)), dtype=dtype)
     assert {p.dtype for p in model.parameters()} == {torch_dtype(dtype)}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (./run gpu-check on a GPU machine)")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("readout", ["block", "final"])
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_sweep_on_cuda_takes_the_fast_path_within_its_bound(family, readout, dtype):
+    """On the GPU (other kernels, other summation orders) the bound holds against the plain
+    hooked pass there in the same dtype, and against the float32 one on the CPU."""
+    model32 = tiny_model(family, layers=4, heads=4, head_dim=16, kv_heads=2)
+    model = copy.deepcopy(model32).to("cuda", torch_dtype(dtype))
+    ids = random_ids(12)
+    with fast_path_only():
+        fast = sweep(model, ids.cuda(), 5, readout).cpu()
+    plain = sweep(model, ids.cuda(), 5, readout, engine="naive").cpu()
+    plain32 = sweep(model32, ids, 5, readout, engine="naive")
+    limit = bound(torch_dtype(dtype))
+    assert worst_relative(fast, plain) <= limit, f"fast vs plain {dtype}: {worst_relative(fast, plain):.3g}"
+    assert worst_relative(fast, plain32) <= limit, f"fast vs float32: {worst_relative(fast, plain32):.3g}"

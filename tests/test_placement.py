@@ -93,6 +93,7 @@ def test_a_model_larger_than_every_gpu_together_is_refused_in_one_line():
         plan_over_gpus(_tiny_llama_config(), torch.float32, {0: 100_000, 1: 100_000})
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="the spread run needs two CUDA devices; this machine has "
                     f"{torch.cuda.device_count()}")
 def test_a_sweep_over_two_gpus_equals_one_on_one(tmp_path):
