@@ -44,6 +44,9 @@ def pytest_xdist_auto_num_workers(config):
         count = torch.cuda.device_count()
         if device != "cuda" or count == 0:
             return requested              # --device cuda:K, or no GPU (read_options stops the run)
+        if config.getoption("device_map"):
+            config.stash[NOTE] = "workers: 1 (-n auto with --device-map auto: one model spread over every GPU)"
+            return 1
         config.stash[NOTE] = f"workers: {count}, one per GPU (-n auto with --device cuda; worker gwI uses cuda:I)"
         return count
     model_bytes = _model_bytes(config)
