@@ -1,6 +1,7 @@
 """Wiring only. The suite's pytest plugin lives in plugin/, one module per job:
 
     plugin/options.py     the options, checked at start-up without loading any model
+    plugin/workers.py     how many workers -n auto starts: as many as memory (or GPUs) allow
     plugin/setup.py       what the model's config and tokenizer say, resolved when first needed
     plugin/collection.py  one item per layer x head / block / prompt chunk / scale kind, grouped by shard
     plugin/fixtures.py    setup, the model (once per worker), the shards (once per run), record
@@ -12,6 +13,7 @@ and tests/hypothesis_profiles.py: the Hypothesis profiles (ci, dev), loaded befo
 """
 pytest_plugins = [
     "plugin.options",
+    "plugin.workers",
     "plugin.collection",
     "plugin.reduce",
     "plugin.fixtures",

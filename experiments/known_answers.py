@@ -203,7 +203,7 @@ def plant_block(model, prompt: Prompt, layer: int, *, low: float, high: float, d
     nine scales are fitted together: gradient descent (Adam) on the plain hooked pass (one
     batch: the clean row and one row per silenced head), then written into the weights and
     every head's effect measured again by the plain hooked pass."""
-    from hooks.silence import pre_hooks
+    from hooks.ablate import pre_hooks
 
     layout = layout_of(model)
     n, hd = layout.n_heads, layout.head_dim

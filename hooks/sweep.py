@@ -253,8 +253,8 @@ MAX_TOKENS = 4096
 
 
 def _close(fast: torch.Tensor, clean: torch.Tensor) -> bool:
-    """The sweep's exactness bound (hooks/precision.py; float32, the only dtype the engine runs in)."""
-    return within_bound(fast, clean, torch.float32)
+    """The sweep's exactness bound (hooks/precision.py) in the dtype the model ran in."""
+    return within_bound(fast, clean, clean.dtype)
 
 
 def _fallback(why: str) -> None:

@@ -141,19 +141,60 @@ def _unloadable(choice: ModelChoice, what: str, err: Exception) -> ModelNotAvail
                              f"network, or pass --model {SMOLLM2} (offline)")
 
 
-def load(choice: ModelChoice, device: str = "cpu"):
-    """Load (model, tokenizer): float32, eval mode, on `device`."""
+# The dtypes a model may be loaded in (--dtype, STUDY_DTYPE, load(dtype=)); each has an
+# exactness bound of the engine in hooks/precision.py.
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def default_dtype(device: str) -> str:
+    """float32 on the CPU (exact to 1e-5, the golden numbers' dtype); bfloat16 on CUDA (what
+    1-8B models are run in on a GPU: half the memory, the tensor cores' fast path)."""
+    return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+def torch_dtype(name):
+    """"bfloat16" (or torch.bfloat16) -> torch.bfloat16; a ValueError naming DTYPES otherwise."""
     import torch
+
+    if isinstance(name, torch.dtype):
+        name = str(name).removeprefix("torch.")
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name!r}: use one of {', '.join(DTYPES)}")
+    return getattr(torch, name)
+
+
+def load(choice: ModelChoice, device: str = "cpu", dtype="float32", device_map=None):
+    """Load (model, tokenizer): in `dtype` (a name of DTYPES or a torch.dtype), eval mode, on
+    `device`; or, with device_map ("auto", or a dict of module name -> device; models/placement.py),
+    spread over several GPUs by accelerate."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     prepare(choice)
+    if device_map == "auto":
+        device_map = _plan_over_gpus(choice, dtype)
     try:
         tok = AutoTokenizer.from_pretrained(choice.source, local_files_only=choice.local_only)
         model = AutoModelForCausalLM.from_pretrained(
-            choice.source, dtype=torch.float32, local_files_only=choice.local_only)
+            choice.source, dtype=torch_dtype(dtype), local_files_only=choice.local_only,
+            **({"device_map": device_map} if device_map is not None else {}))
     except (OSError, ValueError) as err:
         raise _unloadable(choice, f"could not load {choice.source}", err) from None
+    if device_map is not None:
+        return model.eval(), tok          # accelerate placed each part; .to() would undo it
     return model.to(device).eval(), tok
+
+
+def _plan_over_gpus(choice: ModelChoice, dtype) -> dict:
+    """--device-map auto: whole blocks over every visible GPU, by the memory each has free."""
+    import torch
+
+    from models.placement import plan_over_gpus
+
+    free = {gpu: torch.cuda.mem_get_info(gpu)[0] for gpu in range(torch.cuda.device_count())}
+    try:
+        return plan_over_gpus(read_config(choice), torch_dtype(dtype), free)
+    except ValueError as err:
+        raise ModelNotAvailable(f"--model {choice.name}: {err}") from None
 
 
 def _read(choice: ModelChoice, what: str, auto_class: str):

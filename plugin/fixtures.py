@@ -37,9 +37,20 @@ def _remove(folder: Path) -> None:
 
 
 @functools.cache
-def load_once(choice, device: str):
-    """(model, tokenizer), loaded at most once per process and (choice, device)."""
-    return load(choice, device)
+def load_once(choice, device: str, dtype: str = "float32", device_map: str | None = None):
+    """(model, tokenizer), loaded at most once per process and (choice, device, dtype, device_map).
+
+    A bare --device cuda under xdist gives worker gwI the GPU I mod count (models/placement.py);
+    --device-map auto spreads the blocks over every GPU instead.
+    """
+    if device_map is None and device == "cuda":
+        import os
+
+        import torch
+
+        from models.placement import worker_device
+        device = worker_device(device, os.environ.get("PYTEST_XDIST_WORKER"), torch.cuda.device_count())
+    return load(choice, device, dtype, device_map)
 
 
 @pytest.hookimpl(optionalhook=True)   # a hook of pytest-xdist, absent under -p no:xdist
@@ -66,7 +77,8 @@ def setup(pytestconfig):
 @pytest.fixture(scope="session")
 def study_model(setup):
     """(model, tokenizer) of the study, loaded once per worker."""
-    return load_once(setup.options.choice, setup.options.device)
+    o = setup.options
+    return load_once(o.choice, o.device, o.dtype, o.device_map)
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +87,7 @@ def shards(setup, pytestconfig):
     from experiments.shards import Shards
 
     o = setup.options
-    return Shards(lambda: load_once(o.choice, o.device)[0], prompt=setup.prompt,
+    return Shards(lambda: load_once(o.choice, o.device, o.dtype, o.device_map)[0], prompt=setup.prompt,
                   prompts=setup.prompts, ablation=o.ablation, engine=o.engine, plan=o.plan,
                   get=pytestconfig.stash[STORE].get, ioi_pairs=setup.ioi_pairs)
 
@@ -88,7 +100,7 @@ def smollm2_study_input(pytestconfig):
     from plugin.options import OPTIONS
 
     options = pytestconfig.stash[OPTIONS]
-    if options.choice.name == SMOLLM2.name and options.device == "cpu":
+    if options.choice.name == SMOLLM2.name and options.device == "cpu" and options.dtype == "float32":
         model, tokenizer = load_once(options.choice, options.device)   # the study's: reuse it
     else:
         model, tokenizer = load_once(resolve(SMOLLM2.name), "cpu")

@@ -19,7 +19,7 @@ from experiments.population import HALVES
 from experiments.prompt_set import ABLATIONS, PromptSetError, read_prompts
 from experiments.question import PAIRS, SENTENCE, SILENCE_WORD, Question, check_word_syntax, parse_pair
 from experiments.tokens import WordNotFound
-from models.loading import ModelChoice, ModelNotAvailable, resolve
+from models.loading import DTYPES, ModelChoice, ModelNotAvailable, default_dtype, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROMPTS = HALVES["exploration"]
@@ -33,7 +33,14 @@ def pytest_addoption(parser):
                          "gpt2-large, gpt2-xl, smollm2-135m-instruct, gemma3-270m, or a local checkpoint folder. "
                          "Env: STUDY_MODEL")
     group.addoption("--device", default=os.environ.get("STUDY_DEVICE", "cpu"),
-                    help="torch device for the study model: cpu (default) or cuda. Env: STUDY_DEVICE")
+                    help="torch device for the study model: cpu (default) or cuda (with -n N, worker gwI uses GPU "
+                         "I mod the number of GPUs). Env: STUDY_DEVICE")
+    group.addoption("--dtype", default=os.environ.get("STUDY_DTYPE"),
+                    help=f"the model's dtype: {', '.join(DTYPES)} (default: float32 on cpu, bfloat16 on cuda; "
+                         "statistics are float64 whatever it is). Env: STUDY_DTYPE")
+    group.addoption("--device-map", default=None, choices=("auto",),
+                    help="auto: spread the model's blocks over every visible GPU (accelerate), for a model one "
+                         "GPU cannot hold; needs --device cuda")
     group.addoption("--sentence", default=SENTENCE, help=f"the sentence (default: {SENTENCE!r})")
     group.addoption("--silence-word", default=SILENCE_WORD,
                     help=f"the word whose last token is silenced (default: {SILENCE_WORD}); word#2 for its 2nd occurrence")
@@ -69,6 +76,7 @@ class Options:
 
     choice: ModelChoice
     device: str
+    dtype: str                   # one of models.loading.DTYPES
     question: Question
     engine: str
     prompts_path: Path
@@ -77,6 +85,7 @@ class Options:
     plan: object                 # experiments.plan.AnalysisPlan, with any --sesoi / --max-delta override
     results_dir: Path
     update_golden: bool
+    device_map: str | None = None   # "auto": the blocks spread over every GPU (models/placement.py)
 
     @property
     def default_prompts(self) -> bool:
@@ -106,6 +115,21 @@ def _device(device: str) -> str:
     return device
 
 
+def _dtype(dtype: str | None, device: str) -> str:
+    if dtype is None or dtype == "":
+        return default_dtype(device)
+    if dtype not in DTYPES:
+        raise pytest.UsageError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)} (or unset STUDY_DTYPE)")
+    return dtype
+
+
+def _device_map(device_map: str | None, device: str) -> str | None:
+    if device_map is not None and not device.startswith("cuda"):
+        raise pytest.UsageError(f"--device-map {device_map} spreads a model over GPUs: add --device cuda, "
+                                "or leave --device-map out")
+    return device_map
+
+
 def read_options(config) -> Options:
     """Check every option that needs no model; raise pytest.UsageError (one line) if one is bad."""
     get = config.getoption
@@ -127,8 +151,10 @@ def read_options(config) -> Options:
         raise pytest.UsageError(str(err)) from None
     results_dir = Path(get("results_dir")).expanduser()
     _writable(results_dir)
-    return Options(choice, _device(get("device")), Question(sentence, word, pairs), get("engine"), prompts_path,
-                   tuple(sentences), get("ablation"), plan, results_dir, get("update_golden"))
+    device = _device(get("device"))
+    return Options(choice, device, _dtype(get("dtype"), device), Question(sentence, word, pairs), get("engine"),
+                   prompts_path, tuple(sentences), get("ablation"), plan, results_dir, get("update_golden"),
+                   _device_map(get("device_map"), device))
 
 
 def computes(config) -> bool:

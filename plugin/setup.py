@@ -91,7 +91,8 @@ class Setup:
         pieces = "|".join(p.tokens.pieces)
         return [
             f"model: {o.choice.name} ({o.choice.source}), {self.n_layers} blocks x {self.n_heads} heads, "
-            f"device {o.device}, engine {o.engine}",
+            f"device {o.device}" + (" (blocks spread over every GPU)" if o.device_map else "")
+            + f", dtype {o.dtype}, engine {o.engine}",
             f"why this model: {o.choice.reason}",
             f"sentence: {o.question.sentence!r} -> {pieces}",
             f"silenced token: {p.tokens.pieces[p.token]!r} (index {p.token}, last token of "

@@ -246,6 +246,7 @@ def write_report(collected) -> Report:
                      "digest": setup.question_digest()},
         "run": {"kind": report.kind.kind, "why": report.kind.why},
         "engine": o.engine,
+        "dtype": o.dtype,
         "plan": o.plan.as_record(),
         "versions": versions(),
         "claims": {c["test"]: {k: c[k] for k in ("outcome", "passed", "failed", "skipped", "detail")}

