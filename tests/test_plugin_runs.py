@@ -115,9 +115,10 @@ def test_the_report_page_opens_in_a_browser_with_its_headline_and_claims(tiny, t
     flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
-    held = sum(c["outcome"] == "held" for c in claims.values())
-    refuted = sum(c["outcome"] == "refuted" for c in claims.values())
-    assert f"<h1 id=\"headline\">tiny-random-gpt2: {held} of {len(claims)} claims held, {refuted} refuted</h1>" in dom
+    held, refuted, open_ = (sum(c["outcome"] == o for c in claims.values()) for o in ("held", "refuted", "not established"))
+    kind = summary(tmp_path / "results")["run"]["kind"].capitalize()
+    assert (f"<h1 id=\"headline\">{kind} run, tiny-random-gpt2: {held} of {len(claims)} claims held, {refuted} refuted, "
+            f"{open_} not established</h1>") in dom, dom[:2000]
     assert dom.count("<tr class=") == len(claims)
     shot = tmp_path / "page.png"
     subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
