@@ -21,15 +21,20 @@ def _model_bytes(config) -> int | None:
         choice = resolve(config.getoption("model"))
     except ModelNotAvailable:
         return None                       # read_options says why, in one line, at configure
+    from pathlib import Path
+
     folder = choice.source
-    if not bytes_on_disk(folder):         # a hub id: the cached snapshot's folder
-        from pathlib import Path
+    if bytes_on_disk(folder):
+        return bytes_on_disk(folder)
+    if Path(str(folder)).is_absolute() or Path(str(folder)).exists():
+        return None                       # a local folder not made yet (a bundled model before its conversion)
+    from huggingface_hub import try_to_load_from_cache   # a hub id: the cached snapshot's folder
 
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(choice.source, "config.json")
-        folder = Path(found).parent if isinstance(found, str) else folder
-    return bytes_on_disk(folder)
+    try:
+        found = try_to_load_from_cache(str(choice.source), "config.json")
+    except ValueError:                    # not a valid hub id either: size unknown
+        return None
+    return bytes_on_disk(Path(found).parent) if isinstance(found, str) else None
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)   # pytest-xdist's; absent under -p no:xdist

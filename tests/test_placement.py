@@ -129,3 +129,17 @@ def test_n_auto_is_capped_by_memory_and_the_header_says_why(tmp_path):
                           "tests/test_placement.py", "-k", "worker_i_uses"], cwd=Path(__file__).parents[1],
                          env=env, capture_output=True, text=True, timeout=300).stdout
     assert "workers: 1 (-n auto: capped from 4 to 1: each worker needs 1280.5 GiB (model 1024.0 GiB" in out, out[:2000]
+
+
+def test_the_worker_cap_does_not_fail_before_a_bundled_model_is_converted(tmp_path, monkeypatch):
+    """A fresh machine (CI): the bundled model's folder does not exist yet. Its size is unknown,
+    so -n auto keeps one worker per core; the hook must not ask the hub about a local path."""
+    from plugin.workers import _model_bytes
+
+    monkeypatch.setenv("STUDY_CACHE", str(tmp_path / "empty-cache"))
+
+    class Config:
+        def getoption(self, name):
+            return {"model": "smollm2-135m-instruct"}[name]
+
+    assert _model_bytes(Config()) is None
