@@ -135,7 +135,8 @@ def test_windows_shorter_than_the_sequence_on_the_fast_path(case):
         assert_exact(fast["block"][0, L, 2][None, None], ref[L + 1][0][None, None], f"{case} block L{L} vs reference")
         assert_exact(fast["final"][0, L, 2][None, None], ref[-1][0][None, None], f"{case} final L{L} vs reference")
     # The window matters: without it the clean pass differs from position WINDOW on (before it,
-    # only by rounding: another mask path), and so does the final readout of silencing token 1 at positions beyond its window.
+    # only by rounding: another mask path), and so does the final readout of silencing token 1
+    # at the positions beyond its window.
     twin = without_window(model)
     with torch.no_grad():
         clean = model(ids, output_hidden_states=True).hidden_states[-1]

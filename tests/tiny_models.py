@@ -4,10 +4,10 @@
 
 A case is a family (its `config.model_type`) or a family with a variant ("mistral-window":
 a sliding window shorter than the test inputs; WINDOWED lists every case that slides). Each
-case sets what makes its family different (parallel residual, partial rotary, soft-capping, sliding layers, q/k norms, ...)
-to values that matter at this size: windows of WINDOW tokens, a soft-cap small enough to
-bite, weights large enough (INIT) that norms and non-linearities are not in their linear
-regime.
+case sets what makes its family different (parallel residual, partial rotary, soft-capping,
+sliding layers, q/k norms, ...) to values that matter at this size: windows of WINDOW
+tokens, a soft-cap small enough to bite, weights large enough (INIT) that norms and
+non-linearities are not in their linear regime.
 """
 from __future__ import annotations
 
