@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from hooks import UnsupportedArchitecture, silence, sweep
 from tests.hypothesis_profiles import examples
+from tests.reference import hidden_states
+from tests.tiny_models import without_window
 
 sweep_module = importlib.import_module("hooks.sweep")   # `hooks.sweep` the name is the function
 
@@ -136,8 +138,6 @@ def test_fast_equals_naive(case):
 def test_every_family(family, readout):
     """Mistral, Qwen2 and Gemma-3 with a window of 4: position 8 does not see token 4 in a
     sliding layer; Qwen2 and Gemma-3 run sliding (0, 2) and full (1) layers."""
-    from tests.reference import hidden_states
-
     model = tiny_model(family, layers=3, heads=4, head_dim=8, kv_heads=2)
     ids = random_ids(9)
     fast = sweep(model, ids, 4, readout)
@@ -153,8 +153,6 @@ def test_every_family(family, readout):
 def test_the_windows_of_test_every_family_matter(family):
     """Without its window (the same weights, the window longer than the input) each windowed
     model's clean pass differs from position WINDOW on, so test_every_family tests windows."""
-    from tests.tiny_models import without_window
-
     model = tiny_model(family, layers=3, heads=4, head_dim=8, kv_heads=2)
     kinds = set(getattr(model.config, "layer_types", None) or ["sliding_attention"])
     assert "sliding_attention" in kinds and (family == "mistral" or "full_attention" in kinds)
