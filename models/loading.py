@@ -130,7 +130,7 @@ def prepare(choice: ModelChoice) -> None:
     if model is not None and choice.source == str(cache_dir() / model.name):
         try:
             bundled.convert(model, Path(choice.source))
-        except bundled.BundledModelMissing as err:
+        except (bundled.BundledModelMissing, bundled.ConvertedCacheCorrupt) as err:
             raise ModelNotAvailable(str(err)) from None
 
 

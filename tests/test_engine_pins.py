@@ -12,7 +12,7 @@ from hooks import ablate, head_values, layout_of, scale_block, silence, sweep
 from tests.reference import head_outputs, hidden_states
 from tests.sweep_cases import assert_exact_with_padding, fast_path_only, padded
 from tests.test_families import assert_exact, ids_of
-from tests.tiny_models import tiny
+from tests.tiny_models import WINDOW, WINDOWED, tiny, without_window
 
 
 @pytest.mark.parametrize("case", ["llama", "gpt_neox"])
@@ -113,24 +113,38 @@ def test_sites_at_different_tokens_are_silenced_each_at_its_own_token():
 
 
 # Every windowed family, its window (tests/tiny_models.WINDOW = 3) shorter than the input; the
-# token early, so the resumed positions reach beyond the window; Gemma-2/3 with both layer kinds.
-WINDOWED = ["mistral-window", "qwen2-window", "qwen3-window", "phi3-window", "starcoder2", "gemma2", "gemma3_text"]
-
-
+# token early, so the resumed positions reach beyond the window; Qwen2/3 and Gemma-2/3 with
+# both layer kinds.
 @pytest.mark.parametrize("case", WINDOWED)
 def test_windows_shorter_than_the_sequence_on_the_fast_path(case):
     model = tiny(case)
     kinds = set(layout_of(model).kinds)
-    assert "sliding_attention" in kinds and (case not in ("gemma2", "gemma3_text") or "full_attention" in kinds)
+    assert "sliding_attention" in kinds
+    assert case.startswith(("mistral", "qwen3_moe", "phi3", "starcoder2")) or "full_attention" in kinds
     ids = ids_of(9, 4)
+    fast = {}
     for readout in ("block", "final"):
         naive = sweep(model, ids, [1, 4], readout, engine="naive")
         with fast_path_only():
-            fast = sweep(model, ids, [1, 4], readout)
-        assert_exact(fast, naive, f"{case} {readout}")
-    # one entry against the hand-written forward, which writes the window out by hand
-    ref = hidden_states(model, ids, sites=[(1, 2, 1)])
-    assert_exact(fast[0, 1, 2][None, None], ref[-1][0][None, None], f"{case} vs reference")
+            fast[readout] = sweep(model, ids, [1, 4], readout)
+        assert_exact(fast[readout], naive, f"{case} {readout}")
+    # Entries [token, layer, head] against the hand-written forward, which writes the window out
+    # by hand: token 1, a sliding layer (0) and a full one where there is one (1), both readouts.
+    for L in (0, 1):
+        ref = hidden_states(model, ids, sites=[(L, 2, 1)])
+        assert_exact(fast["block"][0, L, 2][None, None], ref[L + 1][0][None, None], f"{case} block L{L} vs reference")
+        assert_exact(fast["final"][0, L, 2][None, None], ref[-1][0][None, None], f"{case} final L{L} vs reference")
+    # The window matters: without it the clean pass differs from position WINDOW on (before it,
+    # only by rounding: another mask path), and so does the final readout of silencing token 1
+    # at the positions beyond its window.
+    twin = without_window(model)
+    with torch.no_grad():
+        clean = model(ids, output_hidden_states=True).hidden_states[-1]
+        unwindowed = twin(ids, output_hidden_states=True).hidden_states[-1]
+    assert torch.allclose(clean[:, :WINDOW], unwindowed[:, :WINDOW], rtol=1e-5, atol=1e-5)
+    assert (clean[:, WINDOW:] - unwindowed[:, WINDOW:]).abs().max() > 1e-3, f"{case}: the window changes nothing"
+    far = sweep(twin, ids, 1, "final", layers=[0])[:, :, 1 + WINDOW:]
+    assert (fast["final"][0, :1, :, 1 + WINDOW:] - far).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("case", ["mistral-window", "gemma3_text"])

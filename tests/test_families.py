@@ -4,8 +4,9 @@ sizes, tokens, heads and grouped-query layouts -- and it gets there on the fast 
 
 Families and their variants are the cases of tests/tiny_models.py: GPT-2, Llama, Mistral
 (with and without a sliding window shorter than the input), Qwen2 / Qwen3 (full, and mixed
-full + sliding layers), Qwen3-MoE, Gemma-1, Gemma-2 (soft-capping, sliding + global),
-Gemma-3 (sliding + global with their own rotary tables), GPT-NeoX (parallel and sequential
+full + sliding layers), Qwen3-MoE (with and without a window), Gemma-1, Gemma-2
+(soft-capping, sliding + global), Gemma-3 (sliding + global with their own rotary tables),
+GPT-NeoX (parallel and sequential
 residual, partial rotary), Phi (parallel, partial rotary, q/k layer norms), Phi-3 (fused
 projections, with and without a window), OLMo (q/k/v clipping), OLMo-2 (post-norms),
 Starcoder2 (windowed).

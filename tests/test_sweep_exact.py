@@ -19,11 +19,14 @@ from hypothesis import strategies as st
 
 from hooks import UnsupportedArchitecture, silence, sweep
 from tests.hypothesis_profiles import examples
+from tests.reference import hidden_states
+from tests.tiny_models import without_window
 
 sweep_module = importlib.import_module("hooks.sweep")   # `hooks.sweep` the name is the function
 
 RTOL = 1e-5
 COS_TOL = 1e-6
+WINDOW = 4               # the windowed families' sliding window (tiny_model): shorter than the inputs
 
 
 def assert_exact(fast: torch.Tensor, naive: torch.Tensor) -> None:
@@ -67,8 +70,16 @@ def tiny_model(family: str, *, layers=3, heads=4, head_dim=8, kv_heads=2, seed=0
                "mistral": (tf.MistralConfig, tf.MistralForCausalLM),
                "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM),
                "gemma3_text": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM)}[family]
+        # Windows of WINDOW tokens, shorter than the 8-9 token inputs of the tests below;
+        # Qwen2 and Gemma-3 alternate sliding and full layers (both kinds in any 2+ layers).
+        alternating = ["full_attention" if i % 2 else "sliding_attention" for i in range(layers)]
+        if family == "mistral":
+            llama_like.update(sliding_window=WINDOW)
+        if family == "qwen2":
+            llama_like.update(use_sliding_window=True, sliding_window=WINDOW, layer_types=alternating)
         if family == "gemma3_text":
-            llama_like.update(head_dim=head_dim, sliding_window=4, query_pre_attn_scalar=head_dim)
+            llama_like.update(head_dim=head_dim, sliding_window=WINDOW, query_pre_attn_scalar=head_dim,
+                              layer_types=alternating)
         config = cls[0](**llama_like)
         model = cls[1](config)
     return model.eval().float()
@@ -125,12 +136,32 @@ def test_fast_equals_naive(case):
 @pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "gemma3_text"])
 @pytest.mark.parametrize("readout", ["block", "final"])
 def test_every_family(family, readout):
+    """Mistral, Qwen2 and Gemma-3 with a window of 4: position 8 does not see token 4 in a
+    sliding layer; Qwen2 and Gemma-3 run sliding (0, 2) and full (1) layers."""
     model = tiny_model(family, layers=3, heads=4, head_dim=8, kv_heads=2)
     ids = random_ids(9)
     fast = sweep(model, ids, 4, readout)
     naive = sweep(model, ids, 4, readout, engine="naive")
     assert_exact(fast, naive)
     assert_cosines(fast, naive, [(4, 8), (2, 8)])
+    for L, h in [(0, 1), (1, 3)]:          # a sliding and a full layer of the windowed families
+        ref = hidden_states(model, ids, sites=[(L, h, 4)])
+        assert_exact(fast[L, h][None, None], (ref[L + 1] if readout == "block" else ref[-1])[0][None, None])
+
+
+@pytest.mark.parametrize("family", ["mistral", "qwen2", "gemma3_text"])
+def test_the_windows_of_test_every_family_matter(family):
+    """Without its window (the same weights, the window longer than the input) each windowed
+    model's clean pass differs from position WINDOW on, so test_every_family tests windows."""
+    model = tiny_model(family, layers=3, heads=4, head_dim=8, kv_heads=2)
+    kinds = set(getattr(model.config, "layer_types", None) or ["sliding_attention"])
+    assert "sliding_attention" in kinds and (family == "mistral" or "full_attention" in kinds)
+    ids = random_ids(9)
+    with torch.no_grad():
+        clean = model(ids, output_hidden_states=True).hidden_states[-1]
+        unwindowed = without_window(model)(ids, output_hidden_states=True).hidden_states[-1]
+    assert torch.allclose(clean[:, :WINDOW], unwindowed[:, :WINDOW], rtol=1e-5, atol=1e-5)
+    assert (clean[:, WINDOW:] - unwindowed[:, WINDOW:]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])

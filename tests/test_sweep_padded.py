@@ -9,7 +9,9 @@ Checked on tiny random GPT-2 and Llama (Hypothesis, batches of 1-4 prompts, zero
 complement, per-prompt values and donors): fast == naive (which sweeps each prompt alone)
 for every entry, NaN exactly at padding, a sampled entry == the plain hooked forward pass
 of that prompt alone and == the hand-written reference forward (tests/reference.py); the fast path is taken; and the engine's check catches a padded
-pass whose position ids are wrong.
+pass whose position ids are wrong. Left and right padding with a middle token silenced in
+every prompt on the families where position matters more: sliding windows, partial rotary,
+parallel residual.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from tests.reference import head_outputs, hidden_states
 from tests.sweep_cases import (assert_entry, assert_exact_with_padding, fast_path_only, hooked_entry, padded,
                                subsets, tiny_shapes)
 from tests.test_sweep_exact import tiny_model
+from tests.tiny_models import tiny
 
 blocks_module = importlib.import_module("hooks.blocks")
 
@@ -215,3 +218,38 @@ def test_every_family_on_a_left_padded_batch(family, readout):
     with fast_path_only():
         fast = sweep(model, ids, torch.tensor(tokens), readout, attention_mask=mask)
     assert_exact_with_padding(fast, naive)
+
+
+# Where padding meets something else that depends on position: a sliding window (Mistral;
+# Qwen2 and Gemma-3 with sliding and full layers), partial rotary (GPT-NeoX rotating half or a
+# quarter of each head, Phi half) and a parallel residual (GPT-NeoX, Phi; the sequential
+# GPT-NeoX as its control). tests/tiny_models.py: windows of WINDOW = 3 tokens.
+POSITIONAL = ["mistral-window", "qwen2-window", "gemma3_text", "gpt_neox", "gpt_neox-sequential", "phi"]
+LENGTHS = (9, 7, 4, 6)                  # in 9 columns; the middle tokens (n - 1) // 2 are 4, 3, 1, 2
+
+
+@pytest.mark.parametrize("case", POSITIONAL)
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_middle_token_of_every_padded_prompt_is_exact_per_row(case, side):
+    """Each prompt silenced at a MIDDLE token (its later tokens, some beyond the window, are
+    resumed): fast == naive on the fast path, and every row == the hand-written reference of
+    its prompt alone, for both readouts, at a different (layer, head) per row."""
+    model = tiny(case)
+    seq = max(LENGTHS)
+    raw = torch.randint(1, 100, (len(LENGTHS), seq), generator=torch.Generator().manual_seed(7))
+    starts = [0] * len(LENGTHS) if side == "right" else [seq - n for n in LENGTHS]
+    ids, mask = padded(raw, list(LENGTHS), starts)
+    middles = [(n - 1) // 2 for n in LENGTHS]
+    tokens = torch.tensor([s + m for s, m in zip(starts, middles)])
+    fast = {}
+    for readout in ("block", "final"):
+        naive = sweep(model, ids, tokens, readout, attention_mask=mask, engine="naive")
+        with fast_path_only():
+            fast[readout] = sweep(model, ids, tokens, readout, attention_mask=mask)
+        assert_exact_with_padding(fast[readout], naive)
+    layout = layout_of(model)
+    for b, (s, n, m) in enumerate(zip(starts, LENGTHS, middles)):
+        L, h = b % layout.n_layers, (b + 1) % layout.n_heads
+        ref = hidden_states(model, ids[b:b + 1, s:s + n], sites=[(L, h, m)])
+        assert_entry(fast["block"][b, L, h, s:s + n], ref[L + 1][0].float())
+        assert_entry(fast["final"][b, L, h, s:s + n], ref[-1][0].float())

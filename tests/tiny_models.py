@@ -3,11 +3,11 @@
     tiny("gpt_neox", n_layer=3, n_head=4, head_dim=8)     # a cached float32 eval-mode model
 
 A case is a family (its `config.model_type`) or a family with a variant ("mistral-window":
-a sliding window shorter than the test inputs). Each case sets what makes its family
-different (parallel residual, partial rotary, soft-capping, sliding layers, q/k norms, ...)
-to values that matter at this size: windows of WINDOW tokens, a soft-cap small enough to
-bite, weights large enough (INIT) that norms and non-linearities are not in their linear
-regime.
+a sliding window shorter than the test inputs; WINDOWED lists every case that slides). Each
+case sets what makes its family different (parallel residual, partial rotary, soft-capping,
+sliding layers, q/k norms, ...) to values that matter at this size: windows of WINDOW
+tokens, a soft-cap small enough to bite, weights large enough (INIT) that norms and
+non-linearities are not in their linear regime.
 """
 from __future__ import annotations
 
@@ -44,15 +44,19 @@ CASES = {
     "mistral": ("MistralConfig", "MistralForCausalLM", lambda n, hd: dict(sliding_window=None)),
     "mistral-window": ("MistralConfig", "MistralForCausalLM", lambda n, hd: dict(sliding_window=WINDOW)),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", lambda n, hd: {}),
-    # Qwen2/3 slide only in layers >= max_window_layers: layer 0 full, the rest windowed.
+    # Qwen2/3 with config.layer_types mixing sliding and full layers (from 2 layers on).
     "qwen2-window": ("Qwen2Config", "Qwen2ForCausalLM",
-                     lambda n, hd: dict(use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1)),
+                     lambda n, hd: dict(use_sliding_window=True, sliding_window=WINDOW, layer_types=_alternating(n))),
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", lambda n, hd: dict(head_dim=hd)),
     "qwen3-window": ("Qwen3Config", "Qwen3ForCausalLM",
                      lambda n, hd: dict(head_dim=hd, use_sliding_window=True, sliding_window=WINDOW,
-                                        max_window_layers=1)),
+                                        layer_types=_alternating(n))),
     "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM",
                   lambda n, hd: dict(head_dim=hd, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=2 * hd)),
+    "qwen3_moe-window": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM",
+                         lambda n, hd: dict(head_dim=hd, num_experts=4, num_experts_per_tok=2,
+                                            moe_intermediate_size=2 * hd, use_sliding_window=True,
+                                            sliding_window=WINDOW)),
     "gemma": ("GemmaConfig", "GemmaForCausalLM", lambda n, hd: dict(head_dim=hd)),
     "gemma2": ("Gemma2Config", "Gemma2ForCausalLM",
                lambda n, hd: dict(head_dim=hd, query_pre_attn_scalar=hd, sliding_window=WINDOW,
@@ -107,6 +111,24 @@ def tiny(case: str, n_layer: int = 3, n_head: int = 4, head_dim: int = 8, seed: 
     if case != "llama":
         _randomise_norms(model, seed)
     return model
+
+
+# Every case whose layers slide (some or all of them) by WINDOW tokens.
+WINDOWED = ["mistral-window", "qwen2-window", "qwen3-window", "qwen3_moe-window", "phi3-window", "starcoder2",
+            "gemma2", "gemma3_text"]
+
+
+def without_window(model):
+    """The same model (same weights, same layer kinds and rotary tables) with its window made
+    longer than any input (max_position_embeddings): what a test on `model` would see if the
+    window were ignored. Shows that a windowed test's window matters."""
+    import copy
+
+    config = copy.deepcopy(model.config)
+    config.sliding_window = config.max_position_embeddings
+    twin = type(model)(config).float().eval()
+    twin.load_state_dict(model.state_dict())
+    return twin
 
 
 def _randomise_norms(model, seed: int) -> None:
