@@ -258,11 +258,11 @@ def silence_head(model, layer: int, head: int) -> PlantedHead:
 
 def save_known_answer(model, tokenizer, folder: Path, record: dict) -> Path:
     """Write a checkpoint `--model folder` runs, with known_answer.json (what was planted, measured)."""
-    from models.loading import KNOWN_ANSWER_FILE
-
     import copy
 
     from transformers import AutoModelForCausalLM
+
+    from models.loading import KNOWN_ANSWER_FILE
 
     folder = Path(folder)
     # A model converted from a GGUF file keeps its quantization_config, and save_pretrained

@@ -101,6 +101,19 @@ def one_sample_t(sample) -> tuple[float, float]:
     return float(t[0]), float(p[0])
 
 
+def _against_band(x, sesoi: float):
+    """What a test of each row's mean against [-sesoi, +sesoi] needs: the rows as float64, n,
+    the means, the standard errors (1 for a constant row, which is decided with certainty) and
+    which rows are constant."""
+    if not sesoi > 0:
+        raise ValueError(f"sesoi must be > 0, got {sesoi}")
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1]
+    constant = np.ptp(x, axis=-1) == 0
+    se = np.where(constant, 1.0, x.std(-1, ddof=1) / np.sqrt(n))
+    return x, n, x.mean(-1), se, constant
+
+
 def tost_p(x: np.ndarray, sesoi: float) -> np.ndarray:
     """Equivalence test (two one-sided t-tests) of each row's mean against (-sesoi, +sesoi): [units].
 
@@ -108,13 +121,7 @@ def tost_p(x: np.ndarray, sesoi: float) -> np.ndarray:
     Equivalence at level alpha <=> the (1 - 2 alpha) CI lies inside the band. A constant row
     lies inside the band or not, with certainty (p 0 or 1; on the bound is not inside).
     """
-    if not sesoi > 0:
-        raise ValueError(f"sesoi must be > 0, got {sesoi}")
-    x = np.asarray(x, dtype=np.float64)
-    n = x.shape[-1]
-    mean = x.mean(-1)
-    constant = np.ptp(x, axis=-1) == 0
-    se = np.where(constant, 1.0, x.std(-1, ddof=1) / np.sqrt(n))
+    x, n, mean, se, constant = _against_band(x, sesoi)
     p_lower = t_sf((mean + sesoi) / se, n - 1)
     p_upper = t_cdf((mean - sesoi) / se, n - 1)
     first = x[..., 0]
@@ -131,13 +138,7 @@ def beyond_p(x: np.ndarray, sesoi: float) -> np.ndarray:
     lies entirely outside the band. A constant row lies outside the band or not, with
     certainty (p 0 or 1; on the bound is not outside).
     """
-    if not sesoi > 0:
-        raise ValueError(f"sesoi must be > 0, got {sesoi}")
-    x = np.asarray(x, dtype=np.float64)
-    n = x.shape[-1]
-    mean = x.mean(-1)
-    constant = np.ptp(x, axis=-1) == 0
-    se = np.where(constant, 1.0, x.std(-1, ddof=1) / np.sqrt(n))
+    x, n, mean, se, constant = _against_band(x, sesoi)
     p = np.minimum(1.0, 2 * np.minimum(t_sf((mean - sesoi) / se, n - 1), t_cdf((mean + sesoi) / se, n - 1)))
     return np.where(constant, np.where(np.abs(x[..., 0]) > sesoi, 0.0, 1.0), p)
 
