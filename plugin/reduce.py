@@ -55,6 +55,7 @@ class Collected:
         self.outcomes: dict[str, list] = defaultdict(list)   # test function -> [(nodeid, outcome)]
         self.kept: dict[str, object] = {}                    # objects the claims computed, for the report
         self.current = ""                                    # node id of the claim being evaluated
+        self.crashed: list[str] = []                         # "worker gw1 crashed (...)": the run is partial
 
     def take(self, report) -> None:
         """Take the rows a test report carries, and note its outcome under its test's name.
@@ -112,6 +113,14 @@ class Reduce:
         if not _REGISTRY:
             importlib.import_module(CLAIMS_MODULE)
         return list(_REGISTRY)
+
+    @pytest.hookimpl(optionalhook=True)          # pytest-xdist's: a worker went down
+    def pytest_testnodedown(self, node, error):
+        # A worker that died (killed, out of memory, a lost host) may have shipped every row
+        # of the item it was running, and xdist reports that item as failed: the rows would
+        # look complete and a claim refuted by the crash. Such a run is partial, whatever it recorded.
+        if error:
+            self.collected.crashed.append(f"worker {node.gateway.id} crashed ({str(error).strip()})")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from report.files import write_atomically
+
 TOLERANCE = 2e-5
 
 
@@ -91,7 +93,7 @@ def load(path: Path) -> dict | None:
 
 def save(path: Path, actual: dict, versions: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"versions": versions, "tolerance": TOLERANCE, **actual}, indent=1) + "\n")
+    write_atomically(path, json.dumps({"versions": versions, "tolerance": TOLERANCE, **actual}, indent=1) + "\n")
 
 
 # Golden verdicts: the outcome of every claim of a run on a real model, pinned for regression
@@ -125,7 +127,7 @@ def save_verdicts(verdicts: dict) -> Path:
     """Write a run's verdicts as its golden ones (`--update-golden`), one file per model and prompt set."""
     path = verdicts_path(verdicts["model"], verdicts["prompt_set"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(verdicts, indent=1, sort_keys=True) + "\n")
+    write_atomically(path, json.dumps(verdicts, indent=1, sort_keys=True) + "\n")
     return path
 
 

@@ -41,11 +41,17 @@ class IOIReport:
     recorded: int
     heads: list = field(default_factory=list)
     clean: list = field(default_factory=list)
+    crashed: list = field(default_factory=list)   # workers that died during the run
     published: bool = False
 
+    @property
+    def complete(self) -> bool:
+        return self.recorded == self.expected and not self.crashed
+
     def summary_lines(self) -> list[str]:
-        if self.recorded != self.expected:
-            return [f"IOI: PARTIAL run, {self.recorded} of {self.expected} pairs recorded: report not written"]
+        if not self.complete:
+            return ["IOI: PARTIAL run, " + "; ".join(self.crashed + [f"{self.recorded} of {self.expected} pairs recorded"])
+                    + f": report not written; {self.folder} keeps the previous complete report, if any"]
         clean = np.asarray(self.clean)
         top = sorted(self.heads, key=lambda u: -abs(u.mean))[:5]
         return [f"IOI: complete run, {self.recorded} pairs, results in {self.folder}",
@@ -62,8 +68,9 @@ def write_ioi_report(collected) -> IOIReport:
     setup = collected.setup
     o, plan = setup.options, setup.plan
     rows = sorted(collected.rows["ioi-pair"], key=lambda r: r["index"])
-    report = IOIReport(setup.ioi_folder, len(setup.ioi_pairs), len({r["index"] for r in rows}))
-    if report.recorded != report.expected:
+    report = IOIReport(setup.ioi_folder, len(setup.ioi_pairs), len({r["index"] for r in rows}),
+                       crashed=list(collected.crashed))
+    if not report.complete:
         return report
     change = np.stack([np.asarray(r["change"]) for r in rows], -1)           # [n_layers, n_heads, n_pairs]
     keys = [(L, h) for L in range(setup.n_layers) for h in range(setup.n_heads)]

@@ -7,23 +7,20 @@ tests/test_scales.py, and so on (the README's layout section maps every file to 
 Rows are sorted and floats printed with a fixed format, so the same measurements give
 byte-identical files however the run was spread over processes.
 
-Only a complete run is published, and as a whole: every file is written into a staging
-folder first, which then replaces the results folder by rename.
+Only a complete run is published, and as a whole (report/files.py `publish`).
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
 import platform
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.analysis import power_text
 from report import golden
+from report.files import publish
 from metrics.statistics import CATEGORIES, counts
 
 SCENARIO_COLUMNS = ("model", "layer", "head", "token", "pair", "clean", "silenced", "delta")
@@ -59,30 +56,6 @@ def table(rows, columns) -> bytes:
     for r in rows:
         w.writerow([fmt(r.get(c)) for c in columns])
     return buf.getvalue().encode()
-
-
-def publish(folder: Path, files: dict[str, bytes]) -> None:
-    """Replace `folder` by a folder holding exactly `files`, never leaving a mixture.
-
-    Between the two renames there is an instant with no folder at all: a reader sees the
-    old complete report, the new one, or none, never a half-written one.
-    """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
-    try:
-        for name, data in files.items():
-            (staging / name).write_bytes(data)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; results are for everyone to read
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-            os.replace(folder, old)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def versions() -> dict:
@@ -147,11 +120,12 @@ class Report:
     heads: list = field(default_factory=list)
     shards: list = field(default_factory=list)
     kind: object = None           # experiments.plan.RunKind: exploratory, confirmatory or known-answer
+    crashed: list = field(default_factory=list)   # workers that died during the run
     published: bool = False
 
     @property
     def complete(self) -> bool:
-        return self.recorded == self.expected
+        return self.recorded == self.expected and not self.crashed
 
     @property
     def failed(self) -> list:
@@ -159,8 +133,9 @@ class Report:
 
     def summary_lines(self) -> list[str]:
         if not self.complete:
-            head = [f"model {self.model}: PARTIAL run, {self.recorded} of {self.expected} scenarios recorded: "
-                    f"report not written; {self.folder} keeps the previous complete report, if any"]
+            head = [f"model {self.model}: PARTIAL run, " + "; ".join(self.crashed + [
+                        f"{self.recorded} of {self.expected} scenarios recorded"]) +
+                    f": report not written; {self.folder} keeps the previous complete report, if any"]
         elif self.failed:
             head = [f"CLAIMS FAILED: {len(self.failed)} claim(s) refuted in this run: "
                     + ", ".join(c["test"].split("::")[-1] for c in self.failed),
@@ -209,7 +184,7 @@ def write_report(collected) -> Report:
     blocks = collected.kept.get("blocks", [])
     report = Report(setup.results_folder, setup.model_name, setup.n_layers * setup.n_heads, recorded, claims,
                     blocks=blocks, heads=collected.kept.get("heads", []), shards=shard_table(collected),
-                    kind=setup.kind)
+                    kind=setup.kind, crashed=list(collected.crashed))
     if not report.complete:
         return report
 

@@ -126,3 +126,74 @@ def test_an_unreadable_done_record_stops_the_load_in_one_line(cache, content):
     message = str(caught.value)
     assert message.startswith(f"{folder / 'DONE'}: the record of the converted tiny-fake is unreadable")
     assert "\n" not in message and "delete the folder" in message
+
+
+# ---------------------------------------------------------------------------------------
+# Publishing (report/files.py): concurrent runs of one question, a rename that fails
+# ---------------------------------------------------------------------------------------
+
+def _publish_many(folder: str, writer: int, rounds: int) -> None:
+    from report.files import publish
+
+    for k in range(rounds):
+        publish(Path(folder), {"writer.txt": f"{writer}".encode(), "round.txt": f"{k}".encode(),
+                               **{f"part-{i}.csv": f"{writer}:{k}".encode() for i in range(8)}})
+
+
+def test_concurrent_publishes_of_one_folder_each_land_whole(tmp_path):
+    """Four processes publish the same results folder 40 times each, as runs of one question
+    finishing together would: none fails, and the folder ends as one writer's whole report."""
+    import multiprocessing
+
+    folder = tmp_path / "question"
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_publish_many, args=(str(folder), w, 40)) for w in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0], "a publish failed while another one ran"
+    files = {p.name: p.read_text() for p in folder.iterdir()}
+    writer, last = files.pop("writer.txt"), files.pop("round.txt")
+    assert files == {f"part-{i}.csv": f"{writer}:{last}" for i in range(8)}, "a mixture of two reports"
+    assert [p.name for p in tmp_path.iterdir()] == ["question"], "staging or old folders left behind"
+
+
+def test_a_publish_whose_last_rename_fails_puts_the_previous_report_back(tmp_path, monkeypatch):
+    import os as os_module
+
+    from report import files as files_module
+
+    folder = tmp_path / "question"
+    files_module.publish(folder, {"a.csv": b"previous"})
+    real = os_module.replace
+
+    def replace(src, dst):
+        if Path(src).name.startswith(".question.staging-"):
+            raise OSError("no space left on device")
+        return real(src, dst)
+    monkeypatch.setattr(files_module.os, "replace", replace)
+    with pytest.raises(OSError, match="no space left"):
+        files_module.publish(folder, {"a.csv": b"new"})
+    monkeypatch.undo()
+    assert (folder / "a.csv").read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["question"], "staging or old folders left behind"
+
+
+def test_golden_verdicts_are_written_whole(tmp_path, monkeypatch):
+    """A verdicts file is replaced by rename: a writer that fails midway leaves the old one."""
+    from report import files as files_module
+
+    path = tmp_path / "v.json"
+    files_module.write_atomically(path, '{"old": 1}\n')
+
+    class Broken(Exception):
+        pass
+
+    def fail(*args, **kwargs):
+        raise Broken()
+    monkeypatch.setattr(files_module.os, "replace", fail)
+    with pytest.raises(Broken):
+        files_module.write_atomically(path, '{"new": 2}\n')
+    monkeypatch.undo()
+    assert path.read_text() == '{"old": 1}\n' and [p.name for p in tmp_path.iterdir()] == ["v.json"]

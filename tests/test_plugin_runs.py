@@ -132,3 +132,52 @@ def test_a_bfloat16_run_names_its_dtype_in_the_header_and_summary(tiny, tmp_path
     assert proc.returncode in (0, 1), out[-3000:]            # random weights may refute claims
     assert "device cpu, dtype bfloat16, engine fast" in out, out[:3000]
     assert summary(tmp_path)["dtype"] == "bfloat16"
+
+
+# ---------------------------------------------------------------------------------------
+# Faults in a run: a worker killed, two runs of one question at once. Nothing half-written,
+# nothing lost: the previous complete report stays unless a complete run replaces it.
+# ---------------------------------------------------------------------------------------
+
+def _previous_report(tiny, results: Path) -> Path:
+    """A stand-in for an earlier complete report, in the folder this run's question writes to."""
+    proc = run("-m", "study", "-p", "no:xdist", "--collect-only", f"--model={tiny}", f"--results-dir={results}")
+    folder = Path(next(line for line in proc.stdout.splitlines() if line.startswith("results: "))[9:])
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text('{"complete": true}')
+    return folder
+
+
+@pytest.mark.parametrize("when", ["after", "during"])
+def test_a_worker_killed_mid_run_makes_it_partial_and_publishes_nothing(tiny, tmp_path, when):
+    """SIGKILL on worker gw1 as its second item ends (its rows already shipped: the run could
+    look complete, the crashed item failed) or starts (its rows lost). Either way the run says
+    PARTIAL and names the crash, exits non-zero, and the previous report stays untouched."""
+    previous = _previous_report(tiny, tmp_path)
+    proc = run("-m", "study", "-n", "2", f"--model={tiny}", f"--results-dir={tmp_path}",
+               env={"PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": f"kill gw1 {when} 2"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "PARTIAL run, worker gw1 crashed" in out and "report not written" in out, out[-3000:]
+    assert (previous / "summary.json").read_text() == '{"complete": true}'
+    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
+
+
+def test_two_runs_of_one_question_at_once_leave_one_complete_report(tiny, tmp_path):
+    """Both runs complete and publish; their publishes take turns (report/files.py), so the
+    folder holds one whole report, the same bytes a run alone writes, and nothing else."""
+    alone = tmp_path / "alone"
+    assert run("-m", "study", "-p", "no:xdist", f"--model={tiny}", f"--results-dir={alone}").returncode in (0, 1)
+    together = tmp_path / "together"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    procs = [subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:xdist", "-m", "study",
+                               f"--model={tiny}", f"--results-dir={together}"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode in (0, 1) and "complete run" in out, out[-3000:]
+    (folder,) = (alone / "tiny-random-gpt2").iterdir()
+    assert [p.name for p in (together / "tiny-random-gpt2").iterdir()] == [folder.name], "leftovers beside the report"
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert {p.name: p.read_bytes() for p in (together / "tiny-random-gpt2" / folder.name).iterdir()} == files

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from report.results import publish
+from report.files import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m-instruct"
