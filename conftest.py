@@ -9,7 +9,8 @@
     plugin/reduce.py      claims that need every shard, evaluated once on the controller
     plugin/reporting.py   the report and the terminal verdict
 
-and tests/hypothesis_profiles.py: the Hypothesis profiles (ci, dev), loaded before any test module.
+and tests/hypothesis_profiles.py: the Hypothesis profiles (ci, dev), loaded before any test module;
+tests/benchmark_ratios.py: --benchmark-only's table of fast/plain ratios.
 """
 pytest_plugins = [
     "plugin.options",
@@ -19,4 +20,5 @@ pytest_plugins = [
     "plugin.fixtures",
     "plugin.reporting",
     "tests.hypothesis_profiles",
+    "tests.benchmark_ratios",
 ]

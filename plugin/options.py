@@ -38,6 +38,10 @@ def pytest_addoption(parser):
     group.addoption("--dtype", default=os.environ.get("STUDY_DTYPE"),
                     help=f"the model's dtype: {', '.join(DTYPES)} (default: float32 on cpu, bfloat16 on cuda; "
                          "statistics are float64 whatever it is). Env: STUDY_DTYPE")
+    group.addoption("--threads", default=os.environ.get("STUDY_THREADS", "1"),
+                    help="torch threads in each process that computes: 1 (default: reports byte-identical "
+                         "however the run is spread) or a number, or all (every core; the fastest -n 0, "
+                         "float sums may differ from -n N's in the last bit). Env: STUDY_THREADS")
     group.addoption("--device-map", default=None, choices=("auto",),
                     help="auto: spread the model's blocks over every visible GPU (accelerate), for a model one "
                          "GPU cannot hold; needs --device cuda")
@@ -164,11 +168,22 @@ def computes(config) -> bool:
     return hasattr(config, "workerinput") or getattr(config.option, "dist", "no") == "no"
 
 
+def torch_threads(value: str) -> int:
+    """--threads: a positive number, or all (this process's cores)."""
+    if value == "all":
+        return len(os.sched_getaffinity(0))
+    if not value.isdigit() or int(value) < 1:
+        raise pytest.UsageError(f"--threads {value!r}: use a positive number or all (or unset STUDY_THREADS)")
+    return int(value)
+
+
 def pytest_configure(config):
+    threads = torch_threads(config.getoption("threads"))
     if computes(config) and not config.getoption("benchmark_only", False):
         # float32 sums come out in the last bit differently with another number of torch
-        # threads. One thread in every process makes -n 0, -n auto and --tx runs write the
-        # same bytes (and xdist workers do not fight over the cores). Benchmarks keep all.
+        # threads. One thread in every process (the default) makes -n 0, -n auto and --tx
+        # runs write the same bytes (and xdist workers do not fight over the cores).
+        # Benchmarks keep all.
         import torch
-        torch.set_num_threads(1)
+        torch.set_num_threads(threads)
     config.stash[OPTIONS] = read_options(config)

@@ -108,6 +108,16 @@ def shard_table(collected) -> list[dict]:
              "seconds": round(sum(d["seconds"] for d in done), 3)} for name, done in sorted(by_name.items())]
 
 
+def work_line(shards: list[dict]) -> str:
+    """How the run's work divides (terminal only: seconds vary by run): the seconds spent in
+    shard computations, and the largest shard's share, which bounds what more workers gain
+    (tests/test_scaleout_benchmarks.py reads this line)."""
+    total = sum(s["seconds"] for s in shards)
+    largest = max(shards, key=lambda s: s["seconds"])
+    return (f"shard work: {total:.1f} s in {len(shards)} shards; the largest, {largest['name']}, "
+            f"{largest['seconds']:.1f} s ({largest['seconds'] / total if total else 0:.1%} of it)")
+
+
 @dataclass
 class Report:
     folder: Path
@@ -151,6 +161,7 @@ class Report:
             lines.append(f"shards: {sum(s['computations'] for s in self.shards)} computation(s) of "
                          f"{len(self.shards)} shards" + (f"; computed more than once: {twice}" if twice else
                                                         ", each computed once"))
+            lines.append(work_line(self.shards))
         if self.heads:
             found = counts(self.heads)
             lines.append(f"heads across sentences (±SESOI, Bonferroni over {found['n']}): "

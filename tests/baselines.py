@@ -71,19 +71,13 @@ def flops_per_token(model) -> tuple[float, float]:
     return per_block, head
 
 
-def ceiling(model, prompt_lengths, jobs, readout: str) -> float:
-    """The largest speedup a fast engine could have over the plain loop, in FLOPs.
+def plain_and_least_flops(model, prompt_lengths, jobs, readout: str) -> tuple[float, float]:
+    """(the plain loop's FLOPs, the least FLOPs any exact engine must spend) for a sweep of
+    every (layer, head) over `jobs` [(seq, token)] of prompts of `prompt_lengths` tokens.
 
-    prompt_lengths: the tokens of each prompt; jobs: (seq, token) per prompt-and-token swept
-    over every (layer, head). Plain: one whole forward pass (blocks and LM head) per (job,
-    layer, head). The least the fast engine must do: one clean pass of the blocks per prompt;
-    for readout "final" also, per (job, layer L, head), positions token..seq-1 through
-    blocks L+1.. (the edit reaches them and nothing else).
-
-    It bounds the wall-time ratio only where both sides are compute-bound. The plain loop's
-    passes of a few tokens are bound by reading the weights (each pass reads all of them for
-    9 tokens), the fast engine's batched rows are not: measured ratios on a CPU can exceed
-    it (GPT-2 Large shape, 9 tokens, readout "final": ceiling 4.0x).
+    Plain: one whole forward pass (blocks and LM head) per (job, layer, head). The least:
+    one clean pass of the blocks per prompt; for readout "final" also, per (job, layer L,
+    head), positions token..seq-1 through blocks L+1.. (the edit reaches them and nothing else).
     """
     n, heads = layout_of(model).n_layers, layout_of(model).n_heads
     block, head = flops_per_token(model)
@@ -91,4 +85,47 @@ def ceiling(model, prompt_lengths, jobs, readout: str) -> float:
     least = sum(seq * n * block for seq in prompt_lengths)
     if readout == "final":
         least += sum(heads * (seq - t) * (n - L - 1) * block for seq, t in jobs for L in range(n))
+    return plain, least
+
+
+def ceiling(model, prompt_lengths, jobs, readout: str) -> float:
+    """The largest speedup a fast engine could have over the plain loop, in FLOPs
+    (plain_and_least_flops: plain / least).
+
+    It bounds the wall-time ratio only where both sides are compute-bound. The plain loop's
+    passes of a few tokens are bound by reading the weights (each pass reads all of them for
+    9 tokens), the fast engine's batched rows are not: measured ratios on a CPU can exceed
+    it (GPT-2 Large shape, 9 tokens, readout "final": ceiling 4.0x). `gemm_rate` gives the
+    ceiling that does hold on a given machine: least FLOPs at its best matrix-multiply rate.
+    """
+    plain, least = plain_and_least_flops(model, prompt_lengths, jobs, readout)
     return plain / least
+
+
+@torch.no_grad()
+def gemm_rate(width: int, rows: int = 4096, repeats: int = 5, dtype=torch.float32) -> float:
+    """This machine's float32 matrix-multiply rate in FLOP/s, on the shape of a block's
+    largest product ([rows, width] @ [width, 4 width], as the fast engine's batched rows
+    meet the MLP), best of `repeats` after a warm-up: no exact engine can spend its least
+    FLOPs faster than this."""
+    a = torch.randn(rows, width, dtype=dtype)
+    b = torch.randn(width, 4 * width, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * rows * width * 4 * width / best
+
+
+def record_ratio(benchmark, *, fast_s: float, plain_s: float, plain_side: str, flop_ceiling: float | None = None,
+                 **extra) -> float:
+    """Put a measured ratio where --benchmark-only's ratio table (tests/benchmark_ratios.py)
+    finds it: the benchmark's extra_info, under the same keys for every benchmark."""
+    ratio = plain_s / fast_s
+    benchmark.extra_info.update(fast_s=round(fast_s, 3), plain_s=round(plain_s, 2), speedup=round(ratio, 2),
+                                plain_side=plain_side, **extra)
+    if flop_ceiling is not None:
+        benchmark.extra_info["flop_ceiling"] = round(flop_ceiling, 2)
+    return ratio

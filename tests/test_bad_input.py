@@ -54,6 +54,8 @@ CASES = {
     "unknown device": (["--device", "tpu"], "--device 'tpu': use cpu or cuda"),
     "unknown dtype": (["--dtype", "float64"], "--dtype 'float64': use one of float32, bfloat16, float16"),
     "unknown dtype from STUDY_DTYPE": ([], "--dtype 'half': use one of float32, bfloat16, float16 (or unset STUDY_DTYPE)"),
+    "zero threads": (["--threads", "0"], "--threads '0': use a positive number or all"),
+    "threads not a number": (["--threads", "many"], "--threads 'many': use a positive number or all"),
     "device map on the cpu": (["--device-map", "auto"], "--device-map auto spreads a model over GPUs: add --device cuda"),
     "empty model name": (["--model", ""], "--model is empty"),
     "blank word": (["--silence-word", "  "], "the word is empty"),

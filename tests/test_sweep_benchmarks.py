@@ -9,7 +9,8 @@ Each case is a GROUP of two rows in --benchmark-only's table: "fast" (the sweep 
 hooked forward pass, seconds a scenario, its rounds cycling over the sampled (layer, head)
 and alternating with fast calls). The plain row's extra_info holds the ratio (plain per
 scenario x scenarios / fast, both medians over the same stretch of time) and the FLOP-count
-ceiling of that ratio (tests/baselines.ceiling); both are printed too.
+ceiling of that ratio (tests/baselines.ceiling); both are printed, and --benchmark-only ends
+with a table of every ratio (tests/benchmark_ratios.py).
 
 (a) GPT-2 Large shape, random weights (36 x 20 heads, width 1280), 9 tokens, token 4:
     all 720 (layer, head), readout "block" and "final"; plain scenarios: layers 0, 17, 35 x
@@ -36,7 +37,7 @@ import pytest
 import torch
 
 from hooks import sweep
-from tests.baselines import Alternating, PlainLoop, ceiling
+from tests.baselines import Alternating, PlainLoop, ceiling, record_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = 4
@@ -84,11 +85,11 @@ def _plain(benchmark, model, ids, readout, plain_layers, label, fast_every, toke
     benchmark.pedantic(PlainLoop(model, ids, scenarios).next, rounds=len(scenarios), iterations=1, warmup_rounds=2,
                        setup=lambda: fast() if next(rounds) % fast_every == 0 else None)
     per_scenario = benchmark.stats.stats.median
-    ratio = per_scenario * n_layers * n_heads / fast.median
     most = ceiling(model, [ids.shape[1]], [(ids.shape[1], token)], readout)
-    benchmark.extra_info.update(readout=readout, scenarios=n_layers * n_heads, plain_per_scenario_s=per_scenario,
-                                fast_s=fast.median, fast_calls=len(fast.seconds), speedup=round(ratio, 1),
-                                flop_ceiling=round(most, 1))
+    ratio = record_ratio(benchmark, fast_s=fast.median, plain_s=per_scenario * n_layers * n_heads, flop_ceiling=most,
+                         plain_side=f"median of {len(scenarios)} hooked passes x {n_layers * n_heads}",
+                         readout=readout, scenarios=n_layers * n_heads, plain_per_scenario_s=per_scenario,
+                         fast_calls=len(fast.seconds))
     print(f"\n[{label} readout={readout}] fast {fast.median:.2f} s (median of {len(fast.seconds)}), plain "
           f"{per_scenario * 1e3:.0f} ms a scenario x {n_layers * n_heads}: speedup {ratio:.0f}x "
           f"(FLOP ceiling {most:.0f}x)")
