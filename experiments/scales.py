@@ -95,6 +95,16 @@ class ScaleMeasurement:
     logprob: torch.Tensor
     kl: torch.Tensor
 
+    @staticmethod
+    def joined(parts: list["ScaleMeasurement"]) -> "ScaleMeasurement":
+        """One measurement of the parts' sentences, in order (each part measured some of them;
+        every sentence's numbers come from its own batched pass, so joining changes none)."""
+        first = parts[0]
+        if any(p.kind != first.kind or p.top_heads != first.top_heads for p in parts):
+            raise ValueError("joining measurements of different kinds or head selections")
+        return ScaleMeasurement(first.kind, first.top_heads, *(torch.cat([getattr(p, name) for p in parts], -1)
+                                                              for name in ("cos", "ripple", "logprob", "kl")))
+
 
 @dataclass(frozen=True)
 class TopKMeasurement:

@@ -4,7 +4,8 @@
                    plan=plan, get=store.get)
     units.study()                  StudyMeasurement of the study sentence
     units.prompt_chunk(indices)    PromptChunk: every single-head ablation on a few prompts
-    units.scale(kind)              ScaleMeasurement: one intervention of the scale ladder
+    units.scale_part(kind, i)      ScaleMeasurement: one intervention of the scale ladder, test sentence i
+    units.scale(kind)              the same on every test sentence (joined from the parts)
     units.top_k()                  TopKMeasurement: the top-k heads silenced together
     units.ioi_chunk(indices)       IOIChunk: every head patched from the donor, some IOI pairs
 
@@ -24,7 +25,9 @@ import torch
 from experiments import ioi, prompt_set, prompts, scales
 from experiments.study import measure_study
 
-SCALE_SHARDS = tuple(f"scales-{scales.slug(kind)}" for kind in scales.KINDS) + ("top-k",)
+def scale_part_name(kind: str, index: int) -> str:
+    """The shard (and xdist group) of one ladder kind on one test sentence."""
+    return f"scales-{scales.slug(kind)}-P{index:02d}"
 
 
 class Shards:
@@ -41,15 +44,19 @@ class Shards:
     def model(self):
         return self._load_model()
 
+    def _get(self, name: str, compute: Callable):
+        """The store's shard `name`; the model is loaded before the shard's time starts."""
+        return self.get(name, compute, before=self._load_model)
+
     def study(self):
-        return self.get("study", lambda: measure_study(self.model, self.prompt, self.engine))
+        return self._get("study", lambda: measure_study(self.model, self.prompt, self.engine))
 
     def chunks(self) -> list[tuple[int, ...]]:
         return prompt_set.chunks(len(self.prompts))
 
     def prompt_chunk(self, indices) -> prompts.PromptChunk:
         indices = tuple(indices)
-        return self.get(f"prompts-{prompt_set.chunk_label(indices)}", lambda: prompts.measure_chunk(
+        return self._get(f"prompts-{prompt_set.chunk_label(indices)}", lambda: prompts.measure_chunk(
             self.model, self.prompts, indices, self.ablation, self.engine, means=self.head_means()))
 
     def prompt_chunk_of(self, index: int) -> prompts.PromptChunk:
@@ -60,7 +67,7 @@ class Shards:
         """Mean ablation's values, a shard of their own (every chunk needs the whole set's)."""
         if self.ablation != "mean":
             return None
-        return self.get("head-means", lambda: prompts.head_means(self.model, self.prompts))
+        return self._get("head-means", lambda: prompts.head_means(self.model, self.prompts))
 
     def prompt_deltas(self, indices) -> np.ndarray:
         """[n_layers, n_heads, len(indices)] single-head deltas of the given prompts, from their chunks."""
@@ -77,12 +84,18 @@ class Shards:
         chosen = range(self.plan.scale_test_prompts, len(self.prompts))
         return scales.select_heads(self.prompt_deltas(chosen))
 
+    def scale_part(self, kind: str, index: int) -> scales.ScaleMeasurement:
+        """One kind of the ladder on test sentence `index`: a shard of its own (one batched pass
+        of n_layers rows), so that the ladder, the heaviest work of a run, spreads over workers."""
+        return self._get(scale_part_name(kind, index), lambda: scales.measure_kind(
+            self.model, [self.test_prompts()[index]], kind, self.selection()))
+
     def scale(self, kind: str) -> scales.ScaleMeasurement:
-        return self.get(f"scales-{scales.slug(kind)}",
-                        lambda: scales.measure_kind(self.model, self.test_prompts(), kind, self.selection()))
+        """One kind of the ladder on every test sentence, joined from its parts."""
+        return scales.ScaleMeasurement.joined([self.scale_part(kind, i) for i in range(len(self.test_prompts()))])
 
     def top_k(self) -> scales.TopKMeasurement:
-        return self.get("top-k", lambda: scales.measure_top_k(self.model, self.test_prompts(), self.plan.top_k,
+        return self._get("top-k", lambda: scales.measure_top_k(self.model, self.test_prompts(), self.plan.top_k,
                                                               self.selection()))
 
     def ioi_chunks(self) -> list[tuple[int, ...]]:
@@ -90,5 +103,5 @@ class Shards:
 
     def ioi_chunk(self, indices) -> ioi.IOIChunk:
         indices = tuple(indices)
-        return self.get(f"ioi-{ioi.chunk_label(indices)}",
+        return self._get(f"ioi-{ioi.chunk_label(indices)}",
                         lambda: ioi.measure_chunk(self.model, self.ioi_pairs, indices, self.engine))

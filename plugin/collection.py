@@ -1,4 +1,5 @@
-"""Collection: one test item per layer x head, per block, per prompt chunk, per scale kind;
+"""Collection: one test item per layer x head, per block, per prompt, per scale kind and per
+scale kind x test sentence;
 every study item in the xdist group of the shard it needs, in the order shards should start.
 
     pytest -n auto          (the plugin picks --dist loadgroup: the items of one shard run on
@@ -18,11 +19,11 @@ from plugin.setup import SetupError, resolve_in_background, setup_of
 
 # Shards in the order xdist should start them: first those other shards need (the scale
 # ladder chooses its heads from prompt chunks), then the long ones, then many short ones
-# that even out the workers' last minutes; tests that read several shards ("late") and the
-# golden gate, which reads them all, last. Matched by name prefix; anything else comes after.
+# that even out the workers' last minutes; tests that read several shards (each ladder kind
+# on every test sentence, "ladder-"; "late") and the golden gate, which reads them all, last. Matched by name prefix; anything else comes after.
 # (xdist's loadgroup starts the groups with the most items first, and keeps this order among
 # groups of equal size: "late" and "golden" hold one item each, so they do come last.)
-SCHEDULE = ("head-means", "prompts-", "scales-", "top-k", "ioi-", "study", "late", "golden")
+SCHEDULE = ("head-means", "prompts-", "scales-", "top-k", "ioi-", "study", "ladder-", "late", "golden")
 PLACEHOLDER = "setup-failed"
 GROUPS = pytest.StashKey[set]()     # the shard groups of the study items collected in this run
 COLLECTED = pytest.StashKey[set]()  # the tests (ids without parameters) whose items this run collected
@@ -77,11 +78,18 @@ def _params(setup, argname: str) -> list:
                 for c in prompt_set.chunks(len(setup.ioi_pairs), ioi.IOI_CHUNK)] or [
             pytest.param(None, id="no-ioi-pairs", marks=pytest.mark.skip(reason=setup.ioi_problem))]
     if argname == "kind":
-        return [pytest.param(k, id=scales.slug(k), marks=_group(f"scales-{scales.slug(k)}")) for k in scales.KINDS]
+        return [pytest.param(k, id=scales.slug(k), marks=_group(f"ladder-{scales.slug(k)}")) for k in scales.KINDS]
+    if argname == "scale_part":
+        from experiments.shards import scale_part_name
+
+        n = min(setup.plan.scale_test_prompts, len(setup.prompts))
+        return [pytest.param((k, i), id=f"{scales.slug(k)}-P{i:02d}", marks=_group(scale_part_name(k, i)))
+                for k in scales.KINDS for i in range(n)] or [
+            pytest.param(None, id="no-prompt-set", marks=pytest.mark.skip(reason=setup.prompts_problem))]
     raise AssertionError(argname)
 
 
-STUDY_ARGS = ("site", "block", "prompt_index", "kind", "ioi_chunk")
+STUDY_ARGS = ("site", "block", "prompt_index", "kind", "scale_part", "ioi_chunk")
 
 
 def pytest_generate_tests(metafunc):

@@ -32,14 +32,20 @@ class ShardStore:
         self.worker = worker
         self._memo: dict = {}
         self._log: list[dict] = []
+        self._nested: list[float] = []      # per computation under way: seconds of shards computed inside it
 
     def _path(self, name: str) -> Path:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
             raise ValueError(f"shard name {name!r}: use letters, digits, '.', '_' and '-'")
         return self.folder / f"{name}.pt"
 
-    def get(self, name: str, compute: Callable):
-        """The shard's value: from this process's memory, the folder, or `compute()` (once)."""
+    def get(self, name: str, compute: Callable, before: Callable | None = None):
+        """The shard's value: from this process's memory, the folder, or `compute()` (once).
+
+        `before()` (loading the model) runs first when the shard must be computed, outside the
+        time logged for it; so does any other shard computed inside `compute()`: the log holds
+        each shard's own seconds, which add up to the run's shard work.
+        """
         if name in self._memo:
             return self._memo[name]
         path = self._path(name)
@@ -49,9 +55,19 @@ class ShardStore:
                 if not path.is_file():
                     import torch
 
+                    begun = time.perf_counter()
+                    if before is not None:
+                        before()
+                    self._nested.append(0.0)
                     start = time.perf_counter()
-                    value = compute()
-                    seconds = time.perf_counter() - start
+                    try:
+                        value = compute()
+                    finally:
+                        inner = self._nested.pop()
+                    end = time.perf_counter()
+                    if self._nested:                    # all of it, its before() too, is not the outer shard's
+                        self._nested[-1] += end - begun
+                    seconds = end - start - inner
                     partial = path.with_suffix(f".tmp-{os.getpid()}")
                     torch.save(value, partial)
                     os.replace(partial, path)

@@ -1,7 +1,8 @@
-"""Interventions of growing scale at the silenced token (experiments/scales.py), one item per
-kind (a shard), each measured on the plan's test prompts and tested per block (paired
-t-test, the plan's correction over blocks; TOST at ±SESOI; power). The heads they use were
-chosen on the other prompts of the set.
+"""Interventions of growing scale at the silenced token (experiments/scales.py), measured per
+kind and test sentence (a shard each: the ladder is a run's heaviest work, and so spreads
+over workers), checked per sentence, then tested per kind and block on every test sentence
+(paired t-test, the plan's correction over blocks; TOST at ±SESOI; power). The heads they
+use were chosen on the other prompts of the set.
 
 The positive control (plan: skip_block_control): skipping a block's whole update at the
 token must be shown beyond ±SESOI at more than that share of blocks. The other kinds are
@@ -13,7 +14,7 @@ import torch
 
 from experiments.analysis import unit_table
 from experiments.manipulation import moved, threshold
-from experiments.scales import KINDS, SKIP_BLOCK, slug
+from experiments.scales import KINDS, SKIP_BLOCK
 
 pytestmark = pytest.mark.study
 
@@ -28,10 +29,21 @@ def _skip_without_prompts(setup):
         pytest.skip(setup.prompts_problem)
 
 
-def test_an_intervention_changes_nothing_before_its_block(shards, kind, setup, record):
+def test_an_intervention_changes_nothing_before_its_block(shards, scale_part, setup):
+    """Invariant of the hooked forward pass, on the real model, on each test sentence: an
+    intervention confined to block L leaves every earlier block's output exactly unchanged."""
+    _skip_without_prompts(setup)
+    kind, index = scale_part
+    m = shards.scale_part(kind, index)                          # ripple [n_layers, n_blocks, 1 sentence]
+    n = m.ripple.shape[0]
+    earlier = [L for L in range(n) if not torch.all(m.ripple[L, :L] == 0)]
+    assert not earlier, f"{kind}, test sentence {index}: blocks before the intervened one changed, for {earlier}"
+
+
+def test_an_intervention_moves_its_own_block(shards, kind, setup, record):
     """Invariant of the hooked forward pass, on the real model: an intervention confined to
-    block L leaves every earlier block's output exactly unchanged, and moves block L's cosine
-    beyond round-off on some test sentence (plan: manipulation_factor)."""
+    block L moves block L's cosine beyond round-off on some test sentence (plan:
+    manipulation_factor). Its per-block statistics are the ladder's rows (scales.csv)."""
     _skip_without_prompts(setup)
     m = shards.scale(kind)
     rows = _rows(setup, m.cos, f"scale {kind}")
@@ -43,15 +55,12 @@ def test_an_intervention_changes_nothing_before_its_block(shards, kind, setup, r
         for L in range(mean.shape[0]):
             for M in range(mean.shape[1]):
                 record("ripple", {"intervention": kind, "layer": L, "read_at": M, "mean_delta": mean[L, M].item()})
-    n = m.ripple.shape[0]
-    earlier = [L for L in range(n) if not torch.all(m.ripple[L, :L] == 0)]
-    assert not earlier, f"{kind}: blocks before the intervened one changed, for intervened blocks {earlier}"
-    still = [L for L in range(n) if not moved(m.ripple[L, L].abs().max(), setup.plan)]
+    still = [L for L in range(m.ripple.shape[0]) if not moved(m.ripple[L, L].abs().max(), setup.plan)]
     assert not still, (f"{kind}: the intervened block's cosine did not move beyond {threshold(setup.plan):.0e} at "
                        f"blocks {still}")
 
 
-@pytest.mark.xdist_group(f"scales-{slug(SKIP_BLOCK)}")
+@pytest.mark.xdist_group("ladder-control")
 def test_control_skipping_a_block_at_the_token_is_an_effect_at_most_blocks(shards, setup, say):
     """Positive control: removing a block's whole update at the token is shown beyond ±SESOI
     (minimum-effect test, Bonferroni over blocks) at more than the plan's share of blocks."""
@@ -80,7 +89,7 @@ def test_top_k_heads_silenced_together_move_the_last_block(shards, setup, record
     assert not unmoved, f"(k, prompt) whose last block did not move: {unmoved}"
 
 
-@pytest.mark.xdist_group(f"scales-{slug(KINDS[0])}")
+@pytest.mark.xdist_group("ladder-batched-hooks")
 def test_batched_hooks_agree_with_the_exact_sweep(shards, setup):
     """Two routes, one number, on the real model: "top head @ token" through ablate(rows=[L]) in
     one batched plain forward pass equals the fast sweep's number for that head (1e-5)."""
