@@ -77,6 +77,7 @@ EVERY_POSITION_SCRIPT = textwrap.dedent("""
 def test_gpt2_large_shape_every_position(benchmark):
     """All 6,480 (position, layer, head), readout "final": fast vs the steady plain loop, the
     ceilings (FLOPs; least FLOPs at this machine's measured matrix-multiply rate), peak memory."""
+    benchmark.group = "GPT-2 Large shape, every position, readout final"    # before timing: the table reads it then
     report = in_fresh_process(benchmark, EVERY_POSITION_SCRIPT)
     plain_s = report["plain_pass_s"] * report["entries"]
     peak = report["after_fast_gib"]
@@ -84,7 +85,6 @@ def test_gpt2_large_shape_every_position(benchmark):
         model = gpt2_large_shape()
         plain_flops, least_flops = plain_and_least_flops(model, [9], [(9, t) for t in range(9)], "final")
     shortest_s = least_flops / report["gemm_flop_per_s"]
-    benchmark.group = "GPT-2 Large shape, every position, readout final"
     ratio = record_ratio(benchmark, fast_s=report["fast_s"], plain_s=plain_s, flop_ceiling=plain_flops / least_flops,
                          plain_side=f"median of {report['plain_passes']} hooked passes x {report['entries']}",
                          machine_ceiling=round(plain_s / shortest_s, 1), shortest_exact_s=round(shortest_s, 1),
@@ -114,6 +114,23 @@ def _right_padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
+@torch.no_grad()
+def padding_round_off(model, ids, mask, rows) -> float:
+    """How far the model's own CLEAN pass of the padded batch is from each prompt's clean pass
+    alone (relative, as the engine's bound): float32 round-off of a differently shaped batch,
+    whatever the engine. SmolLM2, whose activations reach ~100, shows up to 1.7e-5 on the
+    exploration sentences; a padded sweep compared with sweeps of prompts alone carries it."""
+    base = model.base_model
+    batch = base(ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    worst = 0.0
+    for b, r in enumerate(rows):
+        alone = base(ids[b:b + 1, :len(r)], output_hidden_states=True).hidden_states
+        for padded, one in zip(batch, alone):
+            err = (padded[b, :len(r)] - one[0]).abs().max() / one[0].abs().max().clamp(min=1.0)
+            worst = max(worst, err.item())
+    return worst
+
+
 def _compare_padded(benchmark, model, rows: list[list[int]], label: str, rounds: int) -> float:
     """Time one padded-batch sweep and 24 separate sweeps, alternating, `rounds` times each;
     the fastest round of each side counts (this machine is shared: a round can be slowed
@@ -139,16 +156,19 @@ def _compare_padded(benchmark, model, rows: list[list[int]], label: str, rounds:
     for b, one in enumerate(alone):
         err = (batched[b, :, :, :len(rows[b])] - one).abs().amax(dim=(-2, -1))
         worst = max(worst, (err / one.abs().amax(dim=(-2, -1)).clamp(min=1.0)).max().item())
+    batching = padding_round_off(model, ids, mask, rows)
     lengths = sorted(len(r) for r in rows)
     ratio = record_ratio(benchmark, fast_s=batched_s, plain_s=separate_s,
                          plain_side=f"{len(rows)} fast sweeps, one per prompt (fastest of {rounds} rounds)",
                          batched_s=[round(v, 2) for v in batched_times],
-                         separate_s=[round(v, 2) for v in separate_times], lengths=lengths, max_relative_error=worst)
+                         separate_s=[round(v, 2) for v in separate_times], lengths=lengths, max_relative_error=worst,
+                         model_batching_round_off=batching)
     print(f"\n[{label}, {len(rows)} prompts of {lengths[0]}-{lengths[-1]} tokens, readout=block] one padded "
           f"batch {batched_s:.2f} s, {len(rows)} separate sweeps {separate_s:.2f} s (fastest of {rounds} "
           f"alternating rounds: {', '.join(f'{v:.1f}' for v in batched_times)} s vs "
-          f"{', '.join(f'{v:.1f}' for v in separate_times)} s): speedup {ratio:.1f}x; max relative error {worst:.2g}")
-    assert worst <= 1e-5
+          f"{', '.join(f'{v:.1f}' for v in separate_times)} s): speedup {ratio:.1f}x; max relative error {worst:.2g} "
+          f"(the model's own padded-vs-alone round-off: {batching:.2g})")
+    assert worst <= 1e-5 + batching, f"{worst:.2g} beyond the engine's 1e-5 and the model's own {batching:.2g}"
     return ratio
 
 
