@@ -55,13 +55,16 @@ def test_auto_picks_cached_gpt2_large(hf_home):
     assert "Pe|anut| butter| and| pineapple| taste| great| on| pizza" in proc.stdout
 
 
-def test_the_whole_study_runs_on_a_gpt2_large_shaped_checkpoint(hf_home, tmp_path):
+def test_the_study_runs_on_a_gpt2_large_shaped_checkpoint(hf_home, tmp_path):
     # The path is what is tested, not the population: the first 12 sentences of the exploration
     # half (the study sentence first; MIN_PROMPTS is 10) keep this run to minutes on 2 cores.
+    # The scale ladder is left out: at this shape it is 8 CPU-minutes (6 kinds x 8 sentences
+    # of 36-row passes), and its code does not depend on the model's size: it runs in CI on the
+    # tiny GPT-2 (tests/test_plugin_runs.py), SmolLM2 and Gemma-3 (the pinned runs).
     sentences = (ROOT / "tests" / "data" / "sentences_exploration.txt").read_text().splitlines()
     prompts = tmp_path / "first-12.txt"
     prompts.write_text("\n".join([line for line in sentences if line and not line.startswith("#")][:12]) + "\n")
-    proc = _study(hf_home, tmp_path / "results", "--model=gpt2-large", f"--prompts={prompts}")
+    proc = _study(hf_home, tmp_path / "results", "--model=gpt2-large", f"--prompts={prompts}", "-k", "not test_scales")
     out = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1), out[-4000:]          # claims may fail on random weights
     last = out.strip().splitlines()[-1]
