@@ -20,7 +20,8 @@ from plugin.setup import SetupError, resolve_in_background, setup_of
 # Shards in the order xdist should start them: first those other shards need (the scale
 # ladder chooses its heads from prompt chunks), then the long ones, then many short ones
 # that even out the workers' last minutes; tests that read several shards (each ladder kind
-# on every test sentence, "ladder-"; "late") and the golden gate, which reads them all, last. Matched by name prefix; anything else comes after.
+# on every test sentence, "ladder-"; "late") and the golden gate, which reads them all, last.
+# Matched by name prefix; anything else comes after.
 # (xdist's loadgroup starts the groups with the most items first, and keeps this order among
 # groups of equal size: "late" and "golden" hold one item each, so they do come last.)
 SCHEDULE = ("head-means", "prompts-", "scales-", "top-k", "ioi-", "study", "ladder-", "late", "golden")

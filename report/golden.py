@@ -92,7 +92,6 @@ def load(path: Path) -> dict | None:
 
 
 def save(path: Path, actual: dict, versions: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps({"versions": versions, "tolerance": TOLERANCE, **actual}, indent=1) + "\n")
 
 
@@ -126,7 +125,6 @@ def verdicts_of(claims_csv: str, summary: dict) -> dict:
 def save_verdicts(verdicts: dict) -> Path:
     """Write a run's verdicts as its golden ones (`--update-golden`), one file per model and prompt set."""
     path = verdicts_path(verdicts["model"], verdicts["prompt_set"])
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(verdicts, indent=1, sort_keys=True) + "\n")
     return path
 

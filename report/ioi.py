@@ -15,7 +15,7 @@ import numpy as np
 
 from experiments.analysis import unit_table
 from metrics.statistics import counts
-from report.results import UNIT_COLUMNS, claim_table, publish, table, versions
+from report.results import UNIT_COLUMNS, claim_table, partial_line, publish, table, versions
 
 PAIR_COLUMNS = ("index", "template", "io", "s", "clean", "donor")
 HEAD_COLUMNS = ("layer", "head") + UNIT_COLUMNS
@@ -50,8 +50,7 @@ class IOIReport:
 
     def summary_lines(self) -> list[str]:
         if not self.complete:
-            return ["IOI: PARTIAL run, " + "; ".join(self.crashed + [f"{self.recorded} of {self.expected} pairs recorded"])
-                    + f": report not written; {self.folder} keeps the previous complete report, if any"]
+            return ["IOI: " + partial_line(self, "pairs")]
         clean = np.asarray(self.clean)
         top = sorted(self.heads, key=lambda u: -abs(u.mean))[:5]
         return [f"IOI: complete run, {self.recorded} pairs, results in {self.folder}",

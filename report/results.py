@@ -108,6 +108,12 @@ def shard_table(collected) -> list[dict]:
              "seconds": round(sum(d["seconds"] for d in done), 3)} for name, done in sorted(by_name.items())]
 
 
+def partial_line(report, unit: str) -> str:
+    """Why a run is partial (its crashed workers, what it recorded) and what became of its report."""
+    why = "; ".join(report.crashed + [f"{report.recorded} of {report.expected} {unit} recorded"])
+    return f"PARTIAL run, {why}: report not written; {report.folder} keeps the previous complete report, if any"
+
+
 def work_line(shards: list[dict]) -> str:
     """How the run's work divides (terminal only: seconds vary by run): the seconds spent in
     shard computations, and the largest shard's share, which bounds what more workers gain
@@ -143,9 +149,7 @@ class Report:
 
     def summary_lines(self) -> list[str]:
         if not self.complete:
-            head = [f"model {self.model}: PARTIAL run, " + "; ".join(self.crashed + [
-                        f"{self.recorded} of {self.expected} scenarios recorded"]) +
-                    f": report not written; {self.folder} keeps the previous complete report, if any"]
+            head = [f"model {self.model}: " + partial_line(self, "scenarios")]
         elif self.failed:
             head = [f"CLAIMS FAILED: {len(self.failed)} claim(s) refuted in this run: "
                     + ", ".join(c["test"].split("::")[-1] for c in self.failed),
