@@ -2,6 +2,7 @@
 Nothing here needs torch (the plugin checks a prompt file at start-up, before any model).
 
     sentences = read_prompts(path)                                  # list[str], checked
+    sentences, templates = read_prompt_set(path)                    # ... and each one's template
     prompts = locate_prompts(tokenizer, sentences, question, ...)   # one Prompt per sentence
     chunks(len(prompts))                                            # shards of a run
 
@@ -10,9 +11,13 @@ The study's own population: experiments/population.py (HALVES, the two committed
 File format: one sentence a line, UTF-8; blank lines and lines starting with # are
 ignored. Every sentence must contain the silenced word and both words of the tested pair
 exactly once (as `experiments.tokens.locate` finds them), or start-up stops naming the line.
+A line may start with its template in brackets, "[E07] sentence": sentences of one template
+are one unit of replication (analysis plan: replication_unit). Either every line names its
+template or none does; then each sentence is its own.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from experiments.question import Prompt, Question, locate_question
@@ -27,8 +32,16 @@ class PromptSetError(ValueError):
     """The prompt file is missing, empty or has a line the study cannot use; says which and why."""
 
 
+TEMPLATE = re.compile(r"^\[([\w.-]+)\]\s+(.*)$")
+
+
 def read_prompts(path: Path) -> list[str]:
     """The sentences of a prompt file (see the module docstring), in file order."""
+    return read_prompt_set(path)[0]
+
+
+def read_prompt_set(path: Path) -> tuple[list[str], list[str]]:
+    """(sentences, each sentence's template) of a prompt file, in file order."""
     path = Path(path)
     if not path.exists():
         raise PromptSetError(f"--prompts {path}: no such file; pass a text file with one sentence a line "
@@ -38,15 +51,22 @@ def read_prompts(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as err:
         raise PromptSetError(f"--prompts {path}: cannot read it as UTF-8 text ({err.__class__.__name__}); "
                              "pass a UTF-8 text file with one sentence a line") from None
-    sentences = [line.strip() for line in text.splitlines()]
-    sentences = [s for s in sentences if s and not s.startswith("#")]
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [s for s in lines if s and not s.startswith("#")]
+    found = [TEMPLATE.match(line) for line in lines]
+    if any(found) and not all(found):
+        n = next(i for i, f in enumerate(found, 1) if not f)
+        raise PromptSetError(f"--prompts {path}: some lines name their template ([T1] sentence) and line {n} of the "
+                             f"sentences ({lines[n - 1]!r}) does not; name it on every line or on none")
+    sentences = [f.group(2).strip() for f in found] if all(found) and found else lines
+    templates = [f.group(1) for f in found] if all(found) and found else [f"S{i:03d}" for i in range(1, len(lines) + 1)]
     if not sentences:
         raise PromptSetError(f"--prompts {path}: is empty (no sentence in it); pass a text file with one sentence "
                              f"a line, at least {MIN_PROMPTS} (e.g. tests/data/sentences_exploration.txt)")
     if len(sentences) < MIN_PROMPTS:
         raise PromptSetError(f"--prompts {path}: {len(sentences)} sentence(s); the across-prompt tests need at "
                              f"least {MIN_PROMPTS} (one sentence a line, # for comments)")
-    return sentences
+    return sentences, templates
 
 
 def locate_prompts(tokenizer, sentences: list[str], question: Question, max_tokens: int | None = None,
