@@ -17,27 +17,33 @@ sign-flip permutation test), and takes three decisions, each at one level for ev
 
 and puts the unit in ONE category (the suite's only taxonomy, named by what was shown):
 
-    beyond SESOI          shown to move by more than SESOI
-    within SESOI          shown to move by less than SESOI, where TOST had the power to show it
-                          (power >= the plan's target, with the SD at its upper bound)
+    beyond SESOI          shown to move by more than SESOI (the minimum-effect test rejects)
+    within SESOI          shown to move by less than SESOI (TOST rejects: once it has, its error
+                          rate is controlled at the level; TOST's power is shown beside it,
+                          never used to overrule it)
     not shown negligible  significant, but neither beyond nor within
     undecided             anything else: the data allow both a change of SESOI and none
 
 A unit both significant and within SESOI is "within SESOI" (the report says "significant,
-within SESOI": the seed's test sees it, the size is negligible).
+within SESOI": the seed's test sees it, the size is negligible). `categorize` takes the same
+decisions for many samples at once (the planted-effect controls re-run it on planted data).
+A quantity without sampling error (a block's mean over its heads on one sentence, from a
+deterministic forward pass) is compared with the bound directly: `bound_category`.
 Everything is vectorized over units (numpy + scipy.special's t distribution), so the power
 simulations in metrics/power.py can run the same tests thousands of times.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import special
 
 METHODS = ("bonferroni", "holm", "bh")
-CATEGORIES = ("beyond SESOI", "not shown negligible", "within SESOI", "undecided")
+BEYOND, NOT_NEGLIGIBLE, WITHIN, UNDECIDED = "beyond SESOI", "not shown negligible", "within SESOI", "undecided"
+CATEGORIES = (BEYOND, NOT_NEGLIGIBLE, WITHIN, UNDECIDED)
 
 
 # Student's t distribution through the scipy.special functions that scipy's t distribution
@@ -242,7 +248,8 @@ class UnitStats:
     1 - 2 level (within: inside +-SESOI). `power` is the difference test's chance to find a
     true shift of SESOI (normal theory, the observed SD); `tost_power` TOST's chance to show
     a true shift of 0 within +-SESOI, with the SD at its upper confidence bound
-    (metrics/power.py). Both nan where not computed.
+    (metrics/power.py), shown beside the category and never deciding it. Both nan where not
+    computed.
     """
 
     layer: int
@@ -295,25 +302,54 @@ class UnitStats:
         return row
 
 
-def category(*, significant: bool, equivalent: bool, beyond: bool, tost_power: float, power_target: float) -> str:
+def category(*, significant: bool, equivalent: bool, beyond: bool) -> str:
     """The one category of a unit (see the module docstring)."""
     if beyond:
-        return "beyond SESOI"
-    if equivalent and tost_power >= power_target:
-        return "within SESOI"
+        return BEYOND
+    if equivalent:
+        return WITHIN
     if significant:
-        return "not shown negligible"
-    return "undecided"
+        return NOT_NEGLIGIBLE
+    return UNDECIDED
+
+
+def decide(x, level: float, sesoi: float) -> dict:
+    """The three decisions for samples x [units, n] at the per-unit `level` (each p < level),
+    with their p-values: {"p", "p_tost", "p_beyond", "significant", "equivalent", "beyond",
+    "category"}, each [units]. The one route `analyse` and the planted-effect controls take."""
+    x = as_samples(x)
+    p, p_tost, p_beyond = t_tests(x)[1], tost_p(x, sesoi), beyond_p(x, sesoi)
+    significant, equivalent, beyond = p < level, p_tost < level, p_beyond < level
+    cats = np.array([category(significant=bool(s), equivalent=bool(e), beyond=bool(b))
+                     for s, e, b in zip(significant, equivalent, beyond)], dtype=object)
+    return {"p": p, "p_tost": p_tost, "p_beyond": p_beyond, "significant": significant, "equivalent": equivalent,
+            "beyond": beyond, "category": cats}
+
+
+def categorize(x, level: float, sesoi: float) -> np.ndarray:
+    """[units] categories of samples x [units, n], every decision at the per-unit `level`."""
+    return decide(x, level, sesoi)["category"]
+
+
+def bound_category(value: float, bound: float) -> str:
+    """A number without sampling error against +-bound: within (|value| < bound), beyond
+    (|value| > bound) or, exactly on the bound, undecided. A non-finite value is refused."""
+    if not math.isfinite(value):
+        raise ValueError(f"value {value} is not finite: there is nothing to compare with the bound")
+    if abs(value) < bound:
+        return WITHIN
+    if abs(value) > bound:
+        return BEYOND
+    return UNDECIDED
 
 
 def analyse(samples, keys, *, alpha: float, correction: str, equivalence_correction: str,
-            sesoi: float, power=None, tost_power=None, power_target: float = 0.8, n_resamples: int = 9999,
-            seed: int = 0) -> list[UnitStats]:
+            sesoi: float, power=None, tost_power=None, n_resamples: int = 9999, seed: int = 0) -> list[UnitStats]:
     """samples [units, n] (one row per unit), keys [(layer, head or None)] -> one UnitStats per unit.
 
     Corrections are over the units of this call, and must be "bonferroni" (every decision one
     interval at one level). `power`, `tost_power` [units] (or None: nan) come from
-    metrics/power.py; without `tost_power` no unit is "within SESOI".
+    metrics/power.py and are reported beside the decisions.
     """
     if correction != "bonferroni" or equivalence_correction != "bonferroni":
         raise ValueError(f"corrections {correction!r} / {equivalence_correction!r}: decisions are intervals at one "
@@ -331,10 +367,11 @@ def analyse(samples, keys, *, alpha: float, correction: str, equivalence_correct
     half, eq_half = t_isf(level / 2, n - 1) * se, t_isf(level, n - 1) * se
     with np.errstate(divide="ignore", invalid="ignore"):
         cohen_d = np.where(constant, np.where(mean == 0, 0.0, np.sign(mean) * np.inf), mean / sd)
-    t, p = t_tests(x)
-    p_tost, p_beyond = tost_p(x, sesoi), beyond_p(x, sesoi)
+    t = t_tests(x)[0]
+    found = decide(x, level, sesoi)
+    p, p_tost, p_beyond = found["p"], found["p_tost"], found["p_beyond"]
+    significant, equivalent, beyond = found["significant"], found["equivalent"], found["beyond"]
     p_perm = sign_flip_p(x, n_resamples, seed)
-    significant, equivalent, beyond = (reject(q, alpha, "bonferroni") for q in (p, p_tost, p_beyond))
     p_adj, p_tost_adj, p_beyond_adj = (adjust(q, "bonferroni") for q in (p, p_tost, p_beyond))
     power = np.full(m, np.nan) if power is None else np.asarray(power, dtype=np.float64)
     tost_power = np.full(m, np.nan) if tost_power is None else np.asarray(tost_power, dtype=np.float64)
@@ -349,8 +386,7 @@ def analyse(samples, keys, *, alpha: float, correction: str, equivalence_correct
             p_tost=float(p_tost[i]), p_tost_adjusted=float(p_tost_adj[i]), equivalent=bool(equivalent[i]),
             p_beyond=float(p_beyond[i]), p_beyond_adjusted=float(p_beyond_adj[i]), beyond=bool(beyond[i]),
             power=float(power[i]), tost_power=float(tost_power[i]),
-            category=category(significant=bool(significant[i]), equivalent=bool(equivalent[i]),
-                              beyond=bool(beyond[i]), tost_power=float(tost_power[i]), power_target=power_target)))
+            category=str(found["category"][i])))
     return out
 
 

@@ -1,8 +1,6 @@
 """Power (metrics/power.py: normal theory, and simulations on the run's own noise) and the
 planted-effect control (experiments/analysis.py), on synthetic data with known answers (no
 model needed)."""
-import dataclasses
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -27,7 +25,7 @@ def test_the_fast_decisions_equal_the_p_value_route(seed, units, n, correction, 
     x[:, 0] = 0.003                        # a constant unit in every family
     if tost:
         want = reject(tost_p(x, 0.01), 0.05, correction, axis=1)
-        got = flagged(x, 0.05, correction, sesoi=0.01)
+        got = flagged(x, 0.05, correction, "equivalence", sesoi=0.01)
     else:
         want = reject(t_tests(x)[1], 0.05, correction, axis=1)
         got = flagged(x, 0.05, correction)
@@ -91,42 +89,63 @@ def test_family_rates_on_a_normal_null_hold_alpha_and_find_large_effects():
 def test_tost_rates_declare_small_effects_equivalent_and_sesoi_effects_rarely():
     x = np.random.default_rng(4).normal(0.0, 0.002, (50, 24))
     rows = family_rates(x, label="e", ks=(0.5, 1.0, 2.0), sesoi=0.01, alpha=0.05, correction="holm",
-                        draws=2000, seed=0, equivalence=True)
+                        draws=2000, seed=0, test="equivalence")
     by_k = {r.k: r for r in rows}
     assert by_k[0.5].planted_flagged > 0.9               # half a SESOI: inside the band
     assert by_k[1.0].planted_flagged <= 0.05 + 0.02      # on the bound: a false equivalence at most alpha
     assert by_k[2.0].planted_flagged == 0.0
 
 
-def test_the_control_realizes_the_predicted_power_on_normal_noise():
-    """Normal noise: the analysis's normal-theory power is right, so the realized rate of a
-    SESOI shift planted into uniformly drawn units matches it within simulation error."""
-    x = np.random.default_rng(5).normal(0.0, 1.0, (40, 30)) * np.linspace(0.004, 0.03, 40)[:, None]
-    rows = unit_table(x, [(i, None) for i in range(40)], PLAN, label="q")
+def _units(seed: int, sds) -> tuple[np.ndarray, list]:
+    """Normal units of 30 samples with the given SDs, centred near 0, and their table."""
+    x = np.random.default_rng(seed).normal(0.0, 1.0, (len(sds), 30)) * np.asarray(sds)[:, None]
+    return x, unit_table(x, [(i, None) for i in range(len(sds))], PLAN, label="q")
+
+
+def test_the_control_realizes_the_predicted_rates_on_normal_noise_where_the_tolerance_matters():
+    """Normal noise: each arm's realized rate (the decision re-run on planted data) matches the
+    closed form's prediction within simulation error, on units whose power lies between 0.5
+    and 0.9, where a miscalibrated decision would show."""
+    x, rows = _units(5, np.linspace(0.008, 0.016, 40))
     control = planted_control(x, rows, PLAN, family="q")
-    assert control.draws == PLAN.control_draws and control.units == 40
-    assert 0.2 < control.predicted < 0.95                    # a mixture of weak and strong units
-    assert abs(control.realized - control.predicted) <= control.tolerance and control.calibrated
+    assert control.outcome == "held", control.detail
+    assert {a.arm for a in control.arms} == {"effect", "null"}
+    assert all(a.draws == PLAN.control_draws and a.calibrated and a.violations == 0 for a in control.arms)
+    assert any(0.5 < a.predicted < 0.9 for a in control.arms), [a.predicted for a in control.arms]
+    assert {a.stratum for a in control.arms} == {r.category for r in rows}        # every category drawn from
 
 
-def test_the_control_fails_when_the_analysis_overstates_its_power():
-    """The control can fail: rows whose predicted power is overstated (1.0 where the test
-    sees a SESOI shift about half the time) are caught."""
-    x = np.random.default_rng(6).normal(0.0, 0.02, (40, 30))
-    rows = unit_table(x, [(i, None) for i in range(40)], PLAN, label="o")
-    honest = planted_control(x, rows, PLAN, family="o")
-    assert honest.calibrated and honest.predicted < 0.9
-    inflated = [dataclasses.replace(r, power=1.0) for r in rows]
-    overstated = planted_control(x, inflated, PLAN, family="o")
-    assert overstated.realized == honest.realized and overstated.predicted == 1.0
-    assert not overstated.calibrated
+def test_the_control_fails_when_the_decision_is_not_the_one_analysed(monkeypatch):
+    """A decision taken at another level than the analysis states (here 20 times the family's)
+    calls more units beyond and within than the tests allow: the control is refuted."""
+    import experiments.analysis as analysis
+
+    x, rows = _units(6, np.linspace(0.004, 0.03, 40))
+    real = analysis.decide
+    monkeypatch.setattr(analysis, "decide", lambda x, level, sesoi: real(x, 20 * level, sesoi))
+    control = planted_control(x, rows, PLAN, family="q")
+    assert control.outcome == "refuted" and "MISSED" in control.detail, control.detail
 
 
-def test_the_control_draws_among_all_units_not_only_those_called_within():
-    rng = np.random.default_rng(7)
-    x = rng.normal(0.0, 0.002, (30, 24))
-    x[:10] = rng.normal(0.0, 0.05, (10, 24))                  # ten units too noisy to be called within
-    rows = unit_table(x, [(i, None) for i in range(30)], PLAN, label="m")
-    control = planted_control(x, rows, PLAN, family="m")
-    assert sum(r.category == "within SESOI" for r in rows) == 20
-    assert control.within_draws < control.draws and control.within_realized > control.realized
+def test_the_control_fails_when_the_claims_rule_ignores_the_planted_unit(monkeypatch):
+    import experiments.analysis as analysis
+
+    x, rows = _units(7, np.linspace(0.004, 0.03, 40))
+    monkeypatch.setattr(analysis.outcomes, "every_unit_within", lambda categories: "held")
+    control = planted_control(x, rows, PLAN, family="q")
+    assert control.outcome == "refuted" and sum(a.violations for a in control.arms) > 0
+    assert "broke its rule" in control.detail
+
+
+def test_the_seeds_significance_control_realizes_its_power_and_level():
+    x, rows = _units(8, np.linspace(0.004, 0.03, 30))
+    control = planted_control(x, rows, PLAN, family="blocks", test="significance")
+    assert control.outcome == "held", control.detail
+    null = [a for a in control.arms if a.arm == "null"]
+    assert null and all(a.predicted < 3 * rows[0].level for a in null)       # a false positive about the level
+
+
+def test_a_control_without_units_is_not_established():
+    x = np.zeros((0, 30))
+    control = planted_control(x, [], PLAN, family="none")
+    assert control.outcome == "not established" and control.arms == () and "nothing could be planted" in control.detail

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.statistics import (CATEGORIES, adjust, analyse, beyond_p, category, one_sample_t, reject, sign_flip_p,
-                                t_cdf, t_isf, t_ppf, t_sf, tost)
+from metrics.statistics import (CATEGORIES, adjust, analyse, beyond_p, bound_category, categorize, category,
+                                one_sample_t, reject, sign_flip_p, t_cdf, t_isf, t_ppf, t_sf, tost)
 
 
 def standardized(n: int, mean: float, sd: float, seed: int = 0) -> np.ndarray:
@@ -105,7 +105,7 @@ def table(samples, keys=None, **kw):
     samples = np.asarray(samples, dtype=float)
     keys = keys or [(i, None) for i in range(samples.shape[0])]
     args = dict(alpha=0.05, correction="bonferroni", equivalence_correction="bonferroni", sesoi=0.01,
-                power=np.ones(len(keys)), tost_power=np.ones(len(keys)), power_target=0.8)
+                power=np.ones(len(keys)), tost_power=np.ones(len(keys)))
     args.update(kw)
     return analyse(samples, keys, **args)
 
@@ -263,27 +263,38 @@ def test_wide_noise_is_undecided():
     assert all(r.p == pytest.approx(1.0) and r.p_tost > 0.3 for r in rows)
 
 
-def test_within_sesoi_needs_tost_power():
-    """A unit that TOST calls equivalent is still "undecided" when TOST lacked the power
-    (absence of evidence is not evidence of absence)."""
+def test_tost_decides_within_sesoi_whatever_its_power():
+    """Issue 22: once TOST rejects at its level, the unit is shown within SESOI (its error rate is
+    controlled); a low TOST power is shown beside, never turns it into "undecided"."""
     deltas = planted_blocks()
     powered = table(deltas)
     weak = table(deltas, tost_power=np.full(12, 0.5))
     assert powered[0].equivalent and weak[0].equivalent
-    assert powered[0].category == "within SESOI" and weak[0].category == "undecided"
-    assert weak[5].category == "beyond SESOI"              # power gates "no effect" claims only
-    assert table(deltas, tost_power=None)[0].category == "undecided"
+    assert powered[0].category == weak[0].category == "within SESOI"
+    assert weak[0].tost_power == 0.5
+    assert table(deltas, tost_power=None)[0].category == "within SESOI"
 
 
 def test_one_taxonomy():
     assert CATEGORIES == ("beyond SESOI", "not shown negligible", "within SESOI", "undecided")
-    kw = dict(tost_power=0.9, power_target=0.8)
-    assert category(significant=True, equivalent=False, beyond=True, **kw) == "beyond SESOI"
-    assert category(significant=True, equivalent=False, beyond=False, **kw) == "not shown negligible"
-    assert category(significant=True, equivalent=True, beyond=False, **kw) == "within SESOI"
-    assert category(significant=False, equivalent=True, beyond=False, **kw) == "within SESOI"
-    assert category(significant=False, equivalent=True, beyond=False, tost_power=0.7, power_target=0.8) == "undecided"
-    assert category(significant=False, equivalent=False, beyond=False, **kw) == "undecided"
+    assert category(significant=True, equivalent=False, beyond=True) == "beyond SESOI"
+    assert category(significant=True, equivalent=False, beyond=False) == "not shown negligible"
+    assert category(significant=True, equivalent=True, beyond=False) == "within SESOI"
+    assert category(significant=False, equivalent=True, beyond=False) == "within SESOI"
+    assert category(significant=False, equivalent=False, beyond=False) == "undecided"
+
+
+def test_categorize_takes_the_decisions_analyse_takes():
+    deltas = np.concatenate([planted_blocks(3), np.random.default_rng(5).normal(0.008, 0.01, (20, 20))])
+    rows = table(deltas)
+    assert list(categorize(deltas, rows[0].level, 0.01)) == [r.category for r in rows]
+
+
+def test_a_number_without_sampling_error_is_compared_with_the_bound_directly():
+    assert bound_category(0.0099, 0.01) == "within SESOI" and bound_category(-0.0125, 0.01) == "beyond SESOI"
+    assert bound_category(0.01, 0.01) == bound_category(-0.01, 0.01) == "undecided"
+    with pytest.raises(ValueError, match="not finite"):
+        bound_category(float("nan"), 0.01)
 
 
 def test_corrections_are_bonferroni_over_the_units_of_one_call():
