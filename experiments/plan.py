@@ -2,7 +2,7 @@
 
     plan = load_plan()                      # checked: every entry has a value, a reason, a history
     plan.sesoi, plan.alpha, plan.power_target, ...
-    plan.digest                             # sha256 of the file (and of any override)
+    plan.digest                             # sha256 of the file, the decision code (RULES) and any override
     plan.frozen                             # the file is the frozen plan (FROZEN_SHA256), no override
     plan.with_overrides(sesoi=0.02)         # exploration: another plan, with its own digest
 
@@ -19,14 +19,19 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-PLAN_FILE = Path(__file__).resolve().parents[1] / "analysis_plan.toml"
+ROOT = Path(__file__).resolve().parents[1]
+PLAN_FILE = ROOT / "analysis_plan.toml"
+# The code that turns measurements into outcomes: the tests, the categories, the power and the
+# controls, and the outcome rules. The plan's hash covers it, so a rule changed after the data
+# is a changed plan, as a changed number is.
+RULES = ("metrics/statistics.py", "metrics/power.py", "metrics/outcomes.py", "experiments/analysis.py")
 # The frozen plan: confirmatory runs are judged by exactly this file (README, "The analysis
 # plan"). Changing the plan means changing this line in the same reviewed commit.
 FROZEN_SHA256 = "a4b9522bb19a0aa2053fe0f9050108f2d129a45ac38b3f6154831b348ffd244a"
 # Every decision is one interval at one level (alpha / m), which the report prints: a
 # single-step correction. (metrics.statistics.adjust still offers Holm and BH for reading.)
 CORRECTIONS = ("bonferroni",)
-OUTCOMES = ("held", "refuted", "not established")
+OUTCOMES = ("held", "refuted", "not established")     # what a claim's data can show (error is the tool's)
 
 
 class PlanError(ValueError):
@@ -50,12 +55,20 @@ _ENTRIES = {
     "simulation_seed": (int, lambda v: v >= 0, "an integer >= 0"),
     "control_draws": (int, lambda v: v >= 100, "an integer >= 100"),
     "control_z": (float, lambda v: 0 < v <= 10, "a number of standard errors in (0, 10]"),
+    "control_effect": (float, lambda v: 1 < v <= 10, "a multiple of SESOI in (1, 10]"),
+    "beyond_effects": (list, lambda v: v and all(isinstance(k, (int, float)) and k >= 1 for k in v),
+                       "a non-empty list of multiples of SESOI, each >= 1"),
+    "replication_unit": (str, lambda v: v in ("template", "sentence"), "'template' or 'sentence'"),
+    "sentence_share": (float, lambda v: 0 < v < 1, "a share in (0, 1)"),
     "manipulation_factor": (float, lambda v: v >= 1 and math.isfinite(v), "a finite multiple >= 1 of the engine's bound"),
     "skip_block_control": (float, lambda v: 0 < v <= 1, "a fraction of blocks in (0, 1]"),
     "scale_test_prompts": (int, lambda v: v >= 3, "an integer >= 3"),
     "top_k": (list, lambda v: v and all(isinstance(k, int) and k > 0 for k in v), "a list of positive integers"),
     "population_size": (int, lambda v: v >= 200 and v % 2 == 0, "an even integer >= 200"),
     "population_seed": (int, lambda v: v >= 0, "an integer >= 0"),
+    "held_out_templates": (int, lambda v: v >= 10, "an integer >= 10"),
+    "held_out_per_template": (int, lambda v: v >= 1, "an integer >= 1"),
+    "held_out_seed": (int, lambda v: v >= 0, "an integer >= 0"),
     "exploratory_models": (list, lambda v: all(isinstance(m, str) and m for m in v), "a list of model names"),
     "fail_on": (list, lambda v: "refuted" in v and set(v) <= set(OUTCOMES),
                 f"a list of outcomes among {OUTCOMES} that holds 'refuted'"),
@@ -86,12 +99,19 @@ class AnalysisPlan:
     simulation_seed: int
     control_draws: int
     control_z: float
+    control_effect: float
+    beyond_effects: tuple
+    replication_unit: str
+    sentence_share: float
     manipulation_factor: float
     skip_block_control: float
     scale_test_prompts: int
     top_k: tuple
     population_size: int
     population_seed: int
+    held_out_templates: int
+    held_out_per_template: int
+    held_out_seed: int
     exploratory_models: tuple
     fail_on: tuple
     governing_claim: str
@@ -101,12 +121,16 @@ class AnalysisPlan:
     reasons: dict = field(compare=False)       # entry -> its reason, as written in the file
     histories: dict = field(compare=False)     # entry -> [{date, value, replaced?, why}], oldest first
     source: str = field(compare=False)         # the file's text
+    rules: tuple = field(default=(), compare=False)   # ((path, sha256 of its bytes), ...) of RULES
     overrides: tuple = ()                      # ((entry, value), ...) applied on top of the file
 
     @property
     def digest(self) -> str:
-        """sha256 of the file's bytes, and of the overrides when there are any (hex, 64)."""
+        """sha256 of the file's bytes, of the decision code's (RULES) and of the overrides when
+        there are any (hex, 64)."""
         h = hashlib.sha256(self.source.encode())
+        for path, code in self.rules:
+            h.update(f"\0{path}\0{code}".encode())
         if self.overrides:
             h.update(json.dumps(dict(self.overrides), sort_keys=True).encode())
         return h.hexdigest()
@@ -132,6 +156,7 @@ class AnalysisPlan:
     def as_record(self) -> dict:
         """What summary.json stores: digest, overrides, and every entry with its reason."""
         return {"file": PLAN_FILE.name, "sha256": self.digest, "frozen": self.frozen,
+                "rules": {path: code for path, code in self.rules},
                 "frozen_sha256": FROZEN_SHA256, "overrides": dict(self.overrides),
                 "entries": {k: {"value": v, "reason": self.reasons[k], "history": self.histories[k]}
                             for k, v in self.values().items()}}
@@ -212,7 +237,12 @@ def load_plan(path: Path = PLAN_FILE) -> AnalysisPlan:
         values[name] = _checked(name, entry["value"], str(path))
         reasons[name] = entry["reason"].strip()
         histories[name] = _checked_history(name, entry["history"], values[name], str(path))
-    return AnalysisPlan(**values, reasons=reasons, histories=histories, source=text)
+    return AnalysisPlan(**values, reasons=reasons, histories=histories, source=text, rules=rule_hashes())
+
+
+def rule_hashes(root: Path = ROOT) -> tuple:
+    """((path, sha256 of the file's bytes), ...) of the decision code the plan's hash covers."""
+    return tuple((path, hashlib.sha256((root / path).read_bytes()).hexdigest()) for path in RULES)
 
 
 @dataclass(frozen=True)
@@ -223,11 +253,18 @@ class RunKind:
     why: str
 
 
-def run_kind(plan: AnalysisPlan, model: str, prompt_set: str | None, known_answer: bool = False) -> RunKind:
-    """What kind of run this is under `plan`.
+def run_kind(plan: AnalysisPlan, model: str, prompt_set: str | None, known_answer: bool = False,
+             data: str = "population") -> RunKind:
+    """What kind of run, or of claim, this is under `plan`.
 
-    prompt_set: "exploration" or "confirmation" (the population's halves), another name for
-    a user's file, or None (no prompt set). A run on a planted model is a known-answer run.
+    prompt_set: "exploration" or "same-templates" (the population's two halves, drawn from the
+    same templates), "confirmation" (held-out templates, experiments/population.py), another
+    name for a user's file, or None. data: what the claim judges, "population" (the sentence
+    set) or "sentence" (the study sentence alone). A run on a planted model is a known-answer run.
+
+    Data are confirmatory only where the plan has not seen them: for a model whose results
+    were seen before the plan (exploratory_models), only the held-out templates, and never
+    the study sentence.
     """
     if known_answer:
         return RunKind("known-answer", "a model with a planted effect of known size (experiments/known_answers.py): "
@@ -236,10 +273,12 @@ def run_kind(plan: AnalysisPlan, model: str, prompt_set: str | None, known_answe
         why = (f"the plan is overridden ({dict(plan.overrides)})" if plan.overrides
                else f"the plan (sha256 {plan.short_digest}) is not the frozen one ({FROZEN_SHA256[:12]})")
         return RunKind("exploratory", why)
-    if model in plan.exploratory_models and prompt_set != "confirmation":
-        return RunKind("exploratory", f"{model} was explored before the plan was written, and this run's "
-                                      "sentences are not the confirmation half")
-    if model in plan.exploratory_models:
-        return RunKind("confirmatory", f"the frozen plan on the confirmation half, which the plan has not seen "
-                                       f"(the study sentence itself was seen in {model}'s exploration)")
-    return RunKind("confirmatory", f"the frozen plan on {model}, a model the plan has not seen")
+    if model not in plan.exploratory_models:
+        return RunKind("confirmatory", f"the frozen plan on {model}, a model the plan has not seen")
+    if data == "sentence":
+        return RunKind("exploratory", f"the study sentence was seen in {model}'s runs before the plan was written")
+    if prompt_set != "confirmation":
+        return RunKind("exploratory", f"{model}'s results on these templates were seen before the plan was written; "
+                                      "confirmatory runs use the held-out templates (--prompts confirmation)")
+    return RunKind("confirmatory", "the frozen plan on held-out templates, which no run had seen when the plan "
+                                   f"was frozen (the study sentence's claims stay exploratory for {model})")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.plan import FROZEN_SHA256, PLAN_FILE, PlanError, load_plan, run_kind
+from experiments.plan import FROZEN_SHA256, PLAN_FILE, ROOT, RULES, PlanError, load_plan, run_kind
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -15,7 +15,10 @@ def test_every_number_of_the_plan_has_a_reason_and_a_history():
     plan = load_plan()
     assert set(plan.reasons) == set(plan.values()) == set(plan.histories)
     assert all(len(reason) > 30 for reason in plan.reasons.values())
-    assert plan.digest == hashlib.sha256(PLAN_FILE.read_bytes()).hexdigest()
+    whole = hashlib.sha256(PLAN_FILE.read_bytes())
+    for path in RULES:
+        whole.update(f"\0{path}\0{hashlib.sha256((ROOT / path).read_bytes()).hexdigest()}".encode())
+    assert plan.digest == whole.hexdigest()
     for name, history in plan.histories.items():
         assert history[0]["date"] >= "2026-11-27" and all(line["why"] for line in history), name
     changed = plan.histories["equivalence_correction"]
@@ -32,16 +35,42 @@ def test_the_plan_is_the_frozen_one_and_the_readme_says_which():
     assert FROZEN_SHA256 in re.sub(r"\s+", " ", README.read_text())
 
 
+def test_the_plans_hash_covers_the_decision_code(tmp_path):
+    """A rule changed after the data is a changed plan: the digest moves with any byte of the
+    decision code (the files of RULES), as with any byte of the plan file."""
+    import shutil
+
+    for path in ("analysis_plan.toml", *RULES):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, tmp_path / path)
+    from experiments import plan as module
+    same = module.load_plan(tmp_path / "analysis_plan.toml")
+    assert dataclasses_replace_rules(same, tmp_path).digest == load_plan().digest
+    (tmp_path / "metrics/outcomes.py").write_text((ROOT / "metrics/outcomes.py").read_text() + "\n# edited\n")
+    assert dataclasses_replace_rules(same, tmp_path).digest != load_plan().digest
+    assert set(RULES) >= {"metrics/outcomes.py", "metrics/statistics.py", "experiments/analysis.py"}
+
+
+def dataclasses_replace_rules(plan, root):
+    import dataclasses
+
+    from experiments.plan import rule_hashes
+    return dataclasses.replace(plan, rules=rule_hashes(root))
+
+
 def test_each_run_says_whether_it_is_exploratory_or_confirmatory():
     plan = load_plan()
     frozen = plan if plan.frozen else None
     assert run_kind(plan.with_overrides(sesoi=0.02), "gemma3-270m", "confirmation").kind == "exploratory"
     assert run_kind(plan, "x", None, known_answer=True).kind == "known-answer"
     if frozen is not None:
-        assert run_kind(frozen, "smollm2-135m-instruct", "exploration").kind == "exploratory"
-        assert run_kind(frozen, "smollm2-135m-instruct", "confirmation").kind == "confirmatory"
-        assert run_kind(frozen, "gemma3-270m", "exploration").kind == "confirmatory"
+        for model in ("smollm2-135m-instruct", "gemma3-270m"):          # results seen before the plan
+            assert run_kind(frozen, model, "exploration").kind == "exploratory"
+            assert run_kind(frozen, model, "same-templates").kind == "exploratory"
+            assert run_kind(frozen, model, "confirmation").kind == "confirmatory"
+            assert run_kind(frozen, model, "confirmation", data="sentence").kind == "exploratory"
         assert run_kind(frozen, "gpt2-large", None).kind == "confirmatory"
+        assert run_kind(frozen, "gpt2-large", "exploration", data="sentence").kind == "confirmatory"
 
 
 def test_an_override_is_another_plan_with_its_own_digest():
