@@ -34,6 +34,8 @@ BACKGROUND = pytest.StashKey[bool]()  # the controller resolves its setup in a t
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): the shard whose items run on one xdist worker")
+    config.addinivalue_line("markers", "data(what): what a claim's data are: 'study sentence' or 'population' "
+                                       "(the default); says whether the claim can be confirmatory")
     if hasattr(config, "workerinput") and config.workerinput.get("study_loadgroup"):
         # A worker re-reads the command line, where a bare -n says nothing of groups: the
         # controller's choice (below) reaches it through workerinput.
@@ -83,9 +85,10 @@ def _params(setup, argname: str) -> list:
     if argname == "scale_part":
         from experiments.shards import scale_part_name
 
-        n = min(setup.plan.scale_test_prompts, len(setup.prompts))
+        templates = setup.templates
         return [pytest.param((k, i), id=f"{scales.slug(k)}-P{i:02d}", marks=_group(scale_part_name(k, i)))
-                for k in scales.KINDS for i in range(n)] or [
+                for k in scales.KINDS for i in range(len(prompt_set.ladder_sentences(
+                    templates, setup.plan.scale_test_prompts, k == scales.SKIP_BLOCK)))] or [
             pytest.param(None, id="no-prompt-set", marks=pytest.mark.skip(reason=setup.prompts_problem))]
     raise AssertionError(argname)
 

@@ -12,9 +12,10 @@ import pytest
 
 from models.bundled import SMOLLM2
 from models.loading import load, resolve
-from plugin.ids import statement, test_of
+from plugin.ids import base_nodeid, statement, test_of
 from plugin.setup import setup_of
 from plugin.store import ShardStore
+from plugin.verdicts import item_outcome
 
 STORE = pytest.StashKey[ShardStore]()
 STORE_FOLDER = "shard_store"          # key of workerinput that names the controller's folder
@@ -66,7 +67,24 @@ def pytest_runtest_makereport(item, call):
     # counts computations per shard across all workers.
     for done in item.config.stash[STORE].drain():
         report.user_properties.append(("shard-computed", done))
+    # And what the phase means for the item's claim: held, refuted (an assertion of the claim's
+    # own test), not established (said so), error (any other exception) or not run.
+    if is_claim(item):
+        found = item_outcome(item, call, report)
+        if found is not None:
+            report.user_properties.append(("item-outcome", {"test": test_of(item.nodeid), "item": item_id(item.nodeid),
+                                                            **found}))
     return report
+
+
+def is_claim(item) -> bool:
+    return bool(item.get_closest_marker("study") or item.get_closest_marker("ioi"))
+
+
+def item_id(nodeid: str) -> str:
+    """The item's parameters ("L03-H05"), or "" for an unparametrized test."""
+    base = base_nodeid(nodeid)
+    return base[base.index("[") + 1:-1] if "[" in base else ""
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +107,7 @@ def shards(setup, pytestconfig):
     o = setup.options
     return Shards(lambda: load_once(o.choice, o.device, o.dtype, o.device_map)[0], prompt=setup.prompt,
                   prompts=setup.prompts, ablation=o.ablation, engine=o.engine, plan=o.plan,
-                  get=pytestconfig.stash[STORE].get, ioi_pairs=setup.ioi_pairs)
+                  get=pytestconfig.stash[STORE].get, ioi_pairs=setup.ioi_pairs, templates=setup.templates)
 
 
 @pytest.fixture(scope="session")
@@ -109,19 +127,26 @@ def smollm2_study_input(pytestconfig):
 
 @pytest.fixture(autouse=True)
 def state_the_claim(request):
-    """Every study item ships its test's statement (the docstring's first line) for the report."""
-    if (request.node.get_closest_marker("study") or request.node.get_closest_marker("ioi")) and request.function.__doc__:
+    """Every study item ships its test's statement (the docstring's first line) and what its data
+    are (`@pytest.mark.data("study sentence")`, else the population) for the report."""
+    if is_claim(request.node) and request.function.__doc__:
         doc = statement(request.function.__doc__)
+        data = request.node.get_closest_marker("data")
         request.node.user_properties.append(("test-doc", {"test": test_of(request.node.nodeid), "doc": doc,
-                                                          "line": request.function.__code__.co_firstlineno}))
+                                                          "line": request.function.__code__.co_firstlineno,
+                                                          "data": data.args[0] if data else "population"}))
 
 
 @pytest.fixture
 def say(request):
-    """say(detail, outcome="held"): what a claim found, in words, for the report's claim line."""
-    def _say(detail: str, outcome: str = "held") -> None:
-        request.node.user_properties.append(("claim", {"test": test_of(request.node.nodeid), "outcome": outcome,
-                                                       "detail": detail}))
+    """say(detail, outcome="held", named=None): what a claim (or one item of it) found, in words,
+    for the report's claim line; `named` the units it names by role ({"beyond": [...], ...}).
+    An item that says "not established" passes without deciding its claim; one that refutes
+    must also assert, as any test does."""
+    def _say(detail: str, outcome: str = "held", named: dict | None = None) -> None:
+        request.node.user_properties.append(("claim", {"test": test_of(request.node.nodeid),
+                                                       "item": item_id(request.node.nodeid), "outcome": outcome,
+                                                       "detail": detail, "named": named or {}}))
     return _say
 
 

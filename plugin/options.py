@@ -16,7 +16,7 @@ import pytest
 
 from experiments.plan import PlanError, load_plan
 from experiments.population import HALVES
-from experiments.prompt_set import ABLATIONS, PromptSetError, read_prompts
+from experiments.prompt_set import ABLATIONS, PromptSetError, read_prompt_set
 from experiments.question import PAIRS, SENTENCE, SILENCE_WORD, Question, check_word_syntax, parse_pair
 from experiments.tokens import WordNotFound
 from models.loading import DTYPES, ModelChoice, ModelNotAvailable, default_dtype, resolve
@@ -56,9 +56,10 @@ def pytest_addoption(parser):
                          "silenced forward pass per head, the reference)")
     group.addoption("--prompts", default="exploration",
                     help="the sentence population of the across-sentence claims: exploration (default; the "
-                         "half the plan was developed with), confirmation (the other half: confirmatory runs), "
-                         "or a file with one sentence a line, each with the silenced word and the tested pair "
-                         "(experiments/population.py)")
+                         "half the plan was developed with), same-templates (the other half, the same templates "
+                         "re-drawn), confirmation (held-out templates: confirmatory runs), or a file with one "
+                         "sentence a line ('[template] sentence' to group them), each with the silenced word and "
+                         "the tested pair (experiments/population.py)")
     group.addoption("--ablation", default="zero", choices=ABLATIONS,
                     help="what replaces a head in the across-prompt tests: zero (default, the study's silencing), "
                          "mean (its mean output over every position of the prompt set) or resample (its output "
@@ -90,6 +91,7 @@ class Options:
     results_dir: Path
     update_golden: bool
     device_map: str | None = None   # "auto": the blocks spread over every GPU (models/placement.py)
+    prompt_templates: tuple = ()    # each sentence's template, the unit of replication (experiments/prompt_set.py)
 
     @property
     def default_prompts(self) -> bool:
@@ -149,7 +151,7 @@ def read_options(config) -> Options:
             check_word_syntax(a, "--pair")
             check_word_syntax(b, "--pair")
         prompts_path = HALVES.get(get("prompts")) or Path(get("prompts")).expanduser().resolve()
-        sentences = read_prompts(prompts_path)
+        sentences, templates = read_prompt_set(prompts_path)
         choice = resolve(get("model"))
     except (PlanError, WordNotFound, PromptSetError, ModelNotAvailable) as err:
         raise pytest.UsageError(str(err)) from None
@@ -158,7 +160,7 @@ def read_options(config) -> Options:
     device = _device(get("device"))
     return Options(choice, device, _dtype(get("dtype"), device), Question(sentence, word, pairs), get("engine"),
                    prompts_path, tuple(sentences), get("ablation"), plan, results_dir, get("update_golden"),
-                   _device_map(get("device_map"), device))
+                   _device_map(get("device_map"), device), tuple(templates))
 
 
 def computes(config) -> bool:

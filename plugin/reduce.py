@@ -19,28 +19,39 @@ from pathlib import Path
 
 import pytest
 
+from metrics import outcomes
 from plugin.ids import base_nodeid, statement, test_of
+from plugin.verdicts import TOOL_ERROR, one_line, outcome_of_exception
 
 CLAIMS_MODULE = "tests.across_shards"
 _REGISTRY: list = []
+
+
+# Rows that ride on the report of the phase they describe (the others accumulate on the item
+# and are taken once, from its teardown report).
+PER_PHASE = ("shard-computed", "item-outcome")
 
 
 class Incomplete(Exception):
     """A claim's input is not complete in this run (some shards were not measured)."""
 
 
-def across_shards(*, rows: str, measured_by: str):
+def across_shards(*, rows: str, measured_by: str, data: str = "population"):
     """Declare a claim that needs the rows of kind `rows` recorded by every item of the test
-    `measured_by` (a test id without parameters, e.g. "tests/test_study.py::test_x"). It is
+    `measured_by` (a test id without parameters, e.g. "tests/test_study.py::test_x"); `data` says
+    what its data are ("population", or "study sentence": never confirmatory for a model
+    explored before the plan). It is
     counted among the run's tests when that test's items are collected, and evaluated once
     they ran.
 
-    The function takes one argument, the run's `Collected` rows, and asserts like a test.
-    pytest does not collect it as an item of its own (it runs once, on the controller).
+    The function takes one argument, the run's `Collected` rows, and asserts like a test: an
+    assertion in its own file refutes it, any other exception is an error of the tool
+    (plugin/verdicts.py). pytest does not collect it as an item of its own (it runs once, on
+    the controller).
     """
     def register(fn):
         fn.__test__ = False
-        fn.rows, fn.measured_by = rows, measured_by
+        fn.rows, fn.measured_by, fn.data = rows, measured_by, data
         _REGISTRY.append(fn)
         return fn
     return register
@@ -65,7 +76,7 @@ class Collected:
         phase they happened in.
         """
         for kind, row in report.user_properties:
-            if kind == "shard-computed" or report.when == "teardown":
+            if kind in PER_PHASE or report.when == "teardown":
                 self.rows[kind].append(row)
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             self.outcomes[test_of(report.nodeid)].append((base_nodeid(report.nodeid), report.outcome))
@@ -78,9 +89,11 @@ class Collected:
         """Append rows to a kept list (e.g. power rows of several families)."""
         self.kept.setdefault(name, []).extend(rows)
 
-    def say(self, detail: str, outcome: str = "held") -> None:
-        """What the running claim found, in words, for the report's claim line."""
-        self.rows["claim"].append({"test": self.current, "outcome": outcome, "detail": detail})
+    def say(self, detail: str, outcome: str = "held", named: dict | None = None) -> None:
+        """What the running claim found, in words, for the report's claim line; `named` the
+        units it names by role."""
+        self.rows["claim"].append({"test": self.current, "item": "", "outcome": outcome, "detail": detail,
+                                   "named": named or {}})
 
     @property
     def setup(self):
@@ -154,19 +167,28 @@ class Reduce:
         self.collected.current = nodeid
         if claim.__doc__:
             self.collected.rows["test-doc"].append({"test": nodeid, "doc": statement(claim.__doc__),
-                                                    "line": location[1] + 1})
+                                                    "line": location[1] + 1, "data": claim.data})
         start = time.time()
         try:
             claim(self.collected)
             outcome, longrepr = "passed", None
+            said = [r["outcome"] for r in self.collected.rows["claim"] if r["test"] == nodeid]
+            decided = said[-1] if said else outcomes.HELD
         except Incomplete as err:
-            outcome, longrepr = "skipped", (str(path), location[1] + 1, f"Skipped: {err}")
+            outcome, longrepr, decided = "skipped", (str(path), location[1] + 1, f"Skipped: {err}"), outcomes.NOT_RUN
         except pytest.skip.Exception as err:
-            outcome, longrepr = "skipped", (str(path), location[1] + 1, f"Skipped: {err.msg}")
-        except AssertionError as err:
-            outcome, longrepr = "failed", f"{relpath}:{location[1] + 1}: claim refuted\nE   {err}"
-        except Exception:                   # a bug, not a refuted claim: show where
-            outcome, longrepr = "failed", traceback.format_exc()
+            outcome, longrepr, decided = "skipped", (str(path), location[1] + 1, f"Skipped: {err.msg}"), outcomes.NOT_RUN
+        except Exception:
+            excinfo = pytest.ExceptionInfo.from_current()
+            decided = outcome_of_exception(excinfo, path)
+            if decided == outcomes.REFUTED:
+                outcome, longrepr = "failed", f"{relpath}:{location[1] + 1}: claim refuted\nE   {excinfo.value}"
+            else:                               # a bug, not a refuted claim: say so, and show where
+                outcome, longrepr = "failed", f"ERROR: {TOOL_ERROR}\n{traceback.format_exc()}"
+            self.collected.rows["item-outcome"].append({"test": nodeid, "item": "", "outcome": decided,
+                                                        "message": one_line(excinfo)})
+        if decided != outcomes.REFUTED and decided != outcomes.ERROR:
+            self.collected.rows["item-outcome"].append({"test": nodeid, "item": "", "outcome": decided, "message": ""})
         stop = time.time()
         for when in ("setup", "call", "teardown"):
             report = pytest.TestReport(

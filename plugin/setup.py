@@ -54,11 +54,16 @@ class Setup:
 
     @property
     def prompt_set_name(self) -> str | None:
-        """"exploration" / "confirmation" (the population's halves), a user file's name, or None."""
+        """"exploration" / "same-templates" / "confirmation" (the study's sets), a user file's name, or None."""
         if not self.prompts:
             return None
         return next((name for name, path in HALVES.items() if path == self.options.prompts_path),
                     self.options.prompts_path.name)
+
+    @property
+    def templates(self) -> tuple:
+        """Each prompt's template (the unit of replication), in the prompts' order."""
+        return tuple(self.options.prompt_templates) if self.prompts else ()
 
     @property
     def kind(self):
@@ -66,9 +71,17 @@ class Setup:
         return run_kind(self.plan, self.model_name, self.prompt_set_name,
                         known_answer=known_answer_of(self.options.choice) is not None)
 
+    def claim_kind(self, data: str = "population"):
+        """The kind of a claim's data: data "population" (the sentence set) or "study sentence"
+        (never confirmatory for a model explored before the plan)."""
+        return run_kind(self.plan, self.model_name, self.prompt_set_name,
+                        known_answer=known_answer_of(self.options.choice) is not None,
+                        data="sentence" if data == "study sentence" else "population")
+
     def question_digest(self) -> str:
         o = self.options
-        return o.question.digest(list(o.prompt_sentences) if self.prompts else [], o.ablation, o.plan.digest)
+        sentences = [f"[{t}] {s}" for t, s in zip(o.prompt_templates, o.prompt_sentences)] if self.prompts else []
+        return o.question.digest(sentences, o.ablation, o.plan.digest)
 
     def ioi_digest(self) -> str:
         """A short hash of what defines the IOI results: the pairs and the plan."""
@@ -97,8 +110,8 @@ class Setup:
             f"sentence: {o.question.sentence!r} -> {pieces}",
             f"silenced token: {p.tokens.pieces[p.token]!r} (index {p.token}, last token of "
             f"{o.question.silence_word!r}); pairs: " + ", ".join(f"{q.label} ({q.i}, {q.j})" for q in p.pairs),
-            (f"prompt set: {len(self.prompts)} sentences from {o.prompts_path} ({self.prompt_set_name}); "
-             f"ablation {o.ablation}"
+            (f"prompt set: {len(self.prompts)} sentences from {o.prompts_path} ({self.prompt_set_name}), "
+             f"{len(set(self.templates))} templates; ablation {o.ablation}"
              if self.prompts else f"prompt set: not used: {self.prompts_problem}"),
             f"results: {self.results_folder}",
             f"run kind: {self.kind.kind} ({self.kind.why})",

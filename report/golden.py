@@ -117,8 +117,11 @@ def verdicts_of(claims_csv: str, summary: dict) -> dict:
     prompt_set = summary["question"].get("prompt_set") or {}
     return {"run": summary["run"]["kind"], "plan_sha256": summary["plan"]["sha256"],
             "model": summary["model"]["name"], "sentences": prompt_set.get("sentences"),
-            "prompt_set": prompt_set.get("name"),
+            "templates": prompt_set.get("templates"), "prompt_set": prompt_set.get("name"),
             "claims": {r["test"]: r["outcome"] for r in rows}, "order": [r["test"] for r in rows],
+            "data": {r["test"]: r["data"] for r in rows},
+            "named": {r["test"]: {"beyond": r["beyond"].split(), "not shown": r["not_shown"].split()}
+                      for r in rows if r["beyond"] or r["not_shown"]},
             "shown": {r["test"]: {"statement": r["statement"], "detail": r["detail"]} for r in rows}}
 
 
@@ -130,10 +133,14 @@ def save_verdicts(verdicts: dict) -> Path:
 
 
 def compare_verdicts(golden: dict, actual: dict) -> list[str]:
-    """One line per claim whose outcome changed (or appeared, or vanished), and the run's kind."""
+    """One line per claim whose outcome, data kind or named units (beyond, not shown) changed
+    (or appeared, or vanished), and the run's kind. An outcome is only half a verdict: the
+    same "refuted" naming other heads is another conclusion."""
     problems = [f"run kind: golden {golden.get('run')}, now {actual['run']}"] if golden.get("run") != actual["run"] else []
-    want, got = golden.get("claims", {}), actual["claims"]
-    for test in sorted(set(want) | set(got)):
-        if want.get(test) != got.get(test):
-            problems.append(f"{test}: golden {want.get(test, 'absent')}, now {got.get(test, 'absent')}")
+    for what in ("claims", "data", "named"):
+        want, got = golden.get(what, {}), actual.get(what, {})
+        for test in sorted(set(want) | set(got)):
+            if want.get(test) != got.get(test):
+                label = {"claims": "", "data": " data", "named": " units named"}[what]
+                problems.append(f"{test}{label}: golden {want.get(test, 'absent')}, now {got.get(test, 'absent')}")
     return problems

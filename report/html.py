@@ -1,7 +1,8 @@
 """report.html: one self-contained page a reviewer reads (no external file or network).
 
 It opens with the question, the model and its provenance, then one line per claim (held /
-refuted / undecided, with its detail: power, counts), then every figure with a caption
+refuted / not established, or error when the tool failed, with its detail and the kind of
+its data), then every figure with a caption
 saying what to look at, then the result tables as HTML tables. Deterministic: the same
 files give the same bytes.
 """
@@ -20,6 +21,7 @@ h1{font-size:1.6em;margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px sol
 table{border-collapse:collapse;font-size:13px;margin:.5em 0} td,th{border:1px solid #ccc;padding:3px 7px}
 th{background:#f3f3f3;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .held{background:#e3f4e3} .refuted{background:#f8d7d7} .not-established{background:#fff3cd} .not-run{background:#eee}
+.error{background:#d9d2e9;font-weight:600}
 figure{margin:1.2em 0} figcaption{font-size:13px;color:#444;max-width:900px} img{max-width:100%}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dt{font-weight:600}
 """
@@ -44,7 +46,8 @@ SECTIONS = [  # (CSV, heading, what the table is), in reading order
     ("scales.csv", "Interventions of growing scale", "Per block, on the test sentences; Bonferroni over blocks."),
     ("top_k.csv", "Top-k heads silenced together", "Cosine read at the last block."),
     ("ripple.csv", "Ripple", "All heads of a block silenced at the token, read at every block."),
-    ("claims.csv", "Claims (table)", "Every claim with its outcome (held / refuted / not established) and items."),
+    ("claims.csv", "Claims (table)", "Every claim with the kind of its data, its outcome (held / refuted / not "
+                                     "established; error when the tool failed), its items and the units it names."),
     ("shards.csv", "Shards", "Work units of the run and how often each was computed."),
     ("scenarios.csv", "Every scenario", "One row per (pair, layer, head)."),
 ]
@@ -80,13 +83,15 @@ def document(*, headline: str, question: str, facts: dict, claims: list[dict], f
            f"<h1 id='headline'>{html.escape(headline)}</h1>",
            f"<p class='question'>{html.escape(question)}</p><dl class='facts'>",
            *(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items()),
-           "</dl><h2 id='claims'>Claims</h2><table><tr><th>outcome</th><th>claim</th><th>detail</th>"
-           "<th>items passed / failed / skipped</th></tr>"]
+           "</dl><h2 id='claims'>Claims</h2><table><tr><th>outcome</th><th>claim</th><th>data</th><th>detail</th>"
+           "<th>items held / refuted / not established / error / not run</th></tr>"]
     for c in claims:
-        out.append(f"<tr class='{c['outcome'].replace(' ', '-')}'><td>{html.escape(c['outcome'])}</td>"
+        shown = c["outcome"] + (" (the tool failed: not a result)" if c["outcome"] == "error" else "")
+        out.append(f"<tr class='{c['outcome'].replace(' ', '-')}'><td>{html.escape(shown)}</td>"
                    f"<td>{html.escape(c['statement'] or c['test'])}<br><small>{html.escape(c['test'])}</small></td>"
-                   f"<td>{html.escape(c['detail'])}</td>"
-                   f"<td class='num'>{c['passed']} / {c['failed']} / {c['skipped']}</td></tr>")
+                   f"<td>{html.escape(c.get('data', ''))}</td><td>{html.escape(c['detail'])}</td>"
+                   f"<td class='num'>{c['held']} / {c['refuted']} / {c['not_established']} / {c['errors']} / "
+                   f"{c['not_run']}</td></tr>")
     out.append("</table><h2>Figures</h2>")
     for name, data in figures:
         encoded = base64.b64encode(data).decode()
@@ -114,11 +119,12 @@ def facts_of(setup, extra: dict) -> dict:
 
 
 def headline_of(model: str, claims: list[dict], kind=None) -> str:
-    """"<kind> run, <model>: h of n claims held, r refuted, u not established"."""
-    found = {o: sum(c["outcome"] == o for c in claims) for o in ("held", "refuted", "not established")}
+    """"<kind> run, <model>: h of n claims held, r refuted, u not established[, e errors (not a result)]"."""
+    found = {o: sum(c["outcome"] == o for c in claims) for o in ("held", "refuted", "not established", "error")}
     prefix = f"{kind.kind.capitalize()} run, " if kind is not None else ""
     return (f"{prefix}{model}: {found['held']} of {len(claims)} claims held, {found['refuted']} refuted, "
-            f"{found['not established']} not established")
+            f"{found['not established']} not established"
+            + (f", {found['error']} ERROR (the tool failed: not a result)" if found["error"] else ""))
 
 
 def page(setup, collected, claims: list[dict], files: dict[str, bytes]) -> bytes:

@@ -1,9 +1,11 @@
 """The IOI study's results: results/<model>/ioi-<hash>/ and its lines in the terminal verdict.
 
 Input: the rows tests/test_ioi_study.py shipped (one per pair: clean and donor logit
-differences, and the change of every patched head). The per-head statistics across pairs
-(the plan's ioi_sesoi, corrected over all heads) are computed here, once: they are reported,
-never asserted (what a model does on IOI is a finding, not a claim of this suite).
+differences, and the change of every patched head). The per-head statistics (the plan's
+ioi_sesoi, corrected over all heads) are computed here, once, on template means (pairs of one
+template share its structure: the template is the unit of replication, plan:
+replication_unit); they are reported, never asserted (what a model does on IOI is a finding,
+not a claim of this suite). ioi_heads_by_template.csv shows each template's mean.
 """
 from __future__ import annotations
 
@@ -13,17 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.analysis import unit_table
+from experiments.analysis import cluster_means, unit_table
 from metrics.statistics import counts
-from report.results import UNIT_COLUMNS, claim_table, partial_line, publish, table, versions
+from report.results import CLAIM_COLUMNS, UNIT_COLUMNS, claim_table, errors_line, partial_line, publish, table, versions
 
 PAIR_COLUMNS = ("index", "template", "io", "s", "clean", "donor")
 HEAD_COLUMNS = ("layer", "head") + UNIT_COLUMNS
+TEMPLATE_COLUMNS = ("layer", "head", "template", "pairs", "mean")
 SECTIONS = [
-    ("ioi_heads.csv", "Per head, across the IOI pairs",
-     "Change of the logit difference when the head's output at the last position is the donor's; paired over "
-     "pairs, Bonferroni over all heads; intervals at the decision level; TOST and the minimum-effect test at "
-     "±ioi_sesoi; predicted power."),
+    ("ioi_heads.csv", "Per head, across the IOI templates",
+     "Change of the logit difference when the head's output at the last position is the donor's; each template's "
+     "mean over its pairs is one sample (n = templates), Bonferroni over all heads; intervals at the decision "
+     "level; TOST and the minimum-effect test at ±ioi_sesoi; predicted power."),
     ("ioi_pairs.csv", "The pairs", "Each recipient prompt, its names, and the clean logit differences of the "
                                    "recipient and of the donor (read with the recipient's names)."),
 ]
@@ -41,6 +44,7 @@ class IOIReport:
     recorded: int
     heads: list = field(default_factory=list)
     clean: list = field(default_factory=list)
+    claims: list = field(default_factory=list)
     crashed: list = field(default_factory=list)   # workers that died during the run
     published: bool = False
 
@@ -49,11 +53,12 @@ class IOIReport:
         return self.recorded == self.expected and not self.crashed
 
     def summary_lines(self) -> list[str]:
+        errors = errors_line([c for c in self.claims if c["outcome"] == "error"])
         if not self.complete:
-            return ["IOI: " + partial_line(self, "pairs")]
+            return errors + ["IOI: " + partial_line(self, "pairs")]
         clean = np.asarray(self.clean)
         top = sorted(self.heads, key=lambda u: -abs(u.mean))[:5]
-        return [f"IOI: complete run, {self.recorded} pairs, results in {self.folder}",
+        return errors + [f"IOI: complete run, {self.recorded} pairs, results in {self.folder}",
                 f"IOI clean logit difference: mean {clean.mean():+.2f}, positive in {(clean > 0).sum()} of {len(clean)} "
                 "pairs",
                 "IOI heads with the largest mean change: " + ", ".join(f"{u.label} {u.mean:+.2f} ({u.category})"
@@ -67,18 +72,23 @@ def write_ioi_report(collected) -> IOIReport:
     setup = collected.setup
     o, plan = setup.options, setup.plan
     rows = sorted(collected.rows["ioi-pair"], key=lambda r: r["index"])
+    claims = claim_table(collected, is_ioi, kind_of=lambda data: setup.claim_kind(data).kind)
     report = IOIReport(setup.ioi_folder, len(setup.ioi_pairs), len({r["index"] for r in rows}),
-                       crashed=list(collected.crashed))
+                       crashed=list(collected.crashed), claims=claims)
     if not report.complete:
         return report
     change = np.stack([np.asarray(r["change"]) for r in rows], -1)           # [n_layers, n_heads, n_pairs]
     keys = [(L, h) for L in range(setup.n_layers) for h in range(setup.n_heads)]
-    report.heads = unit_table(change.reshape(len(keys), -1), keys, plan, sesoi=plan.ioi_sesoi, label="ioi-heads")
+    means, templates = cluster_means(change.reshape(len(keys), -1), [r["template"] for r in rows])
+    report.heads = unit_table(means, keys, plan, sesoi=plan.ioi_sesoi, label="ioi-heads")
     report.clean = [r["clean"] for r in rows]
-    claims = claim_table(collected, is_ioi)
+    sizes = {t: sum(r["template"] == t for r in rows) for t in templates}
+    by_template = [{"layer": L, "head": h, "template": t, "pairs": sizes[t], "mean": float(means[i, k])}
+                   for i, (L, h) in enumerate(keys) for k, t in enumerate(templates)]
     files = {"ioi_pairs.csv": table(rows, PAIR_COLUMNS),
              "ioi_heads.csv": table([u.as_row() for u in report.heads], HEAD_COLUMNS),
-             "claims.csv": table(claims, ("test", "statement", "outcome", "passed", "failed", "skipped", "detail")),
+             "ioi_heads_by_template.csv": table(by_template, TEMPLATE_COLUMNS),
+             "claims.csv": table(claims, CLAIM_COLUMNS),
              "ioi.png": head_grid(report.heads, setup.n_layers, setup.n_heads, plan.ioi_sesoi,
                                   f"{setup.model_name}: IOI, mean change of logit(IO) - logit(S)", "logits")}
     top = sorted(report.heads, key=lambda u: -abs(u.mean))[:TOP]
@@ -88,7 +98,7 @@ def write_ioi_report(collected) -> IOIReport:
                              "donor (names swapped); logit(IO) - logit(S) at the last position",
                      "pairs": len(rows), "seed": plan.ioi_seed, "digest": setup.ioi_digest()},
         "plan": plan.as_record(), "versions": versions(), "engine": o.engine,
-        "claims": {c["test"]: {k: c[k] for k in ("outcome", "passed", "failed", "skipped", "detail")} for c in claims},
+        "claims": {c["test"]: {k: c[k] for k in CLAIM_COLUMNS[2:]} for c in claims},
         "observations": {"clean_logit_difference_mean": float(np.mean(report.clean)),
                          "pairs_with_positive_clean_difference": int(np.sum(np.asarray(report.clean) > 0)),
                          "largest_heads": {u.label: {"mean": u.mean, "category": u.category} for u in top},
@@ -102,7 +112,8 @@ def write_ioi_report(collected) -> IOIReport:
                 "difference logit(IO) - logit(S) there. Which heads carry the answer?")
     files["report.html"] = document(
         headline=headline_of(f"{setup.model_name} IOI", claims), question=question,
-        facts=facts_of(setup, {"pairs": f"{len(rows)} (seed {plan.ioi_seed}), 8 templates", "SESOI": plan.ioi_sesoi}),
+        facts=facts_of(setup, {"pairs": f"{len(rows)} (seed {plan.ioi_seed}), {len(templates)} templates (the unit "
+                                        "of replication)", "SESOI": plan.ioi_sesoi}),
         claims=claims, figures=[("ioi.png", files["ioi.png"])],
         sections=[(n, h, i, files[n]) for n, h, i in SECTIONS])
     publish(report.folder, files)

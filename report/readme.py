@@ -26,17 +26,20 @@ BLOCK = re.compile(r"(<!-- verdicts (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- e
 def render(verdicts: dict) -> str:
     """A markdown table: one row per claim, its outcome in bold, what the run showed."""
     found = {o: sum(v == o for v in verdicts["claims"].values())
-             for o in ("held", "refuted", "not established", "not run")}
+             for o in ("held", "refuted", "not established", "error", "not run")}
     lines = [f"*{verdicts['run'].capitalize()} run, {verdicts['model']}, {verdicts['sentences']} sentences "
-             f"({verdicts['prompt_set']} half), plan sha256 {verdicts['plan_sha256'][:12]}: "
-             f"{found['held']} held, {found['refuted']} refuted, {found['not established']} not established"
+             f"from {verdicts.get('templates')} templates ({verdicts['prompt_set']}), plan sha256 "
+             f"{verdicts['plan_sha256'][:12]}: {found['held']} held, {found['refuted']} refuted, "
+             f"{found['not established']} not established"
+             + (f", {found['error']} error (not a result)" if found["error"] else "")
              + (f", {found['not run']} not run" if found["not run"] else "") + ".*", "",
-             "| claim | outcome | what the run showed |", "|---|---|---|"]
+             "| claim | data | outcome | what the run showed |", "|---|---|---|---|"]
     for test in verdicts.get("order", verdicts["claims"]):
         outcome = verdicts["claims"][test]
         shown = verdicts["shown"][test]
         statement = shown["statement"] or test.split("::")[-1]
-        lines.append(f"| {_cell(statement)} | **{outcome}** | {_cell(shown['detail'])} |")
+        data = verdicts.get("data", {}).get(test, "")
+        lines.append(f"| {_cell(statement)} | {data} | **{outcome}** | {_cell(shown['detail'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from experiments.analysis import power_text
 from report import golden
 from report.files import publish
+from metrics import outcomes
 from metrics.statistics import CATEGORIES, counts
 
 SCENARIO_COLUMNS = ("model", "layer", "head", "token", "pair", "clean", "silenced", "delta")
@@ -30,14 +31,16 @@ UNIT_COLUMNS = ("n", "mean", "sd", "se", "level", "ci_low", "ci_high", "eq_low",
 BLOCK_COLUMNS = ("pair", "layer") + UNIT_COLUMNS
 HEAD_COLUMNS = ("ablation", "layer", "head") + UNIT_COLUMNS
 BASELINE_COLUMNS = ("layer", "readout", "pair", "clean")
-POWER_COLUMNS = ("family", "test", "correction", "units", "k", "effect", "draws", "planted_flagged",
+POWER_COLUMNS = ("family", "test", "correction", "units", "k", "effect", "draws", "planted_flagged", "predicted",
                  "any_null_flagged", "null_flagged_per_unit")
-CONTROL_COLUMNS = ("family", "effect", "units", "draws", "detected", "realized", "predicted", "tolerance", "calibrated",
-                   "within_draws", "within_detected", "within_realized")
+CONTROL_COLUMNS = ("family", "stratum", "arm", "effect", "decision", "units", "draws", "hits", "realized", "predicted",
+                   "tolerance", "calibrated", "violations")
+TEMPLATE_COLUMNS = ("layer", "head", "template", "sentences", "mean")
 SCALE_COLUMNS = ("intervention", "layer") + UNIT_COLUMNS + ("logprob_mean", "kl_mean")
 TOP_K_COLUMNS = ("k",) + UNIT_COLUMNS + ("logprob_mean", "kl_mean")
 RIPPLE_COLUMNS = ("intervention", "layer", "read_at", "mean_delta")
-CLAIM_COLUMNS = ("test", "statement", "outcome", "passed", "failed", "skipped", "detail")
+CLAIM_COLUMNS = ("test", "statement", "data", "outcome", "items", "held", "refuted", "not_established", "errors",
+                 "not_run", "detail", "beyond", "not_shown")
 SHARD_COLUMNS = ("name", "computations")   # who and how long vary by run: terminal only
 
 
@@ -79,25 +82,72 @@ def _claim_order(test: str, line: int) -> tuple:
     return (CLAIM_FILES.index(path) if path in CLAIM_FILES else len(CLAIM_FILES), path, line)
 
 
-def claim_table(collected, belongs=lambda test: not test.startswith("tests/test_ioi_study.py")) -> list[dict]:
+def claim_table(collected, belongs=lambda test: not test.startswith("tests/test_ioi_study.py"),
+                kind_of=lambda data: "") -> list[dict]:
     """One row per claim (a study test function whose id `belongs` to this report): its
-    statement, outcome and items."""
+    statement, the kind of its data (`kind_of(data)`: exploratory or confirmatory, data being
+    "population" or "study sentence"), its outcome (metrics.outcomes.combine of its items'
+    outcomes), items, detail and the units its detail names."""
     docs = {r["test"]: r for r in collected.rows["test-doc"] if belongs(r["test"])}
-    details = {r["test"]: r for r in collected.rows["claim"] if belongs(r["test"])}
+    said: dict[str, list] = {}
+    for r in collected.rows["claim"]:
+        if belongs(r["test"]):
+            said.setdefault(r["test"], []).append(r)
+    items: dict[str, dict] = {}
+    for r in collected.rows["item-outcome"]:
+        if not belongs(r["test"]):
+            continue
+        found = items.setdefault(r["test"], {})
+        before = found.get(r["item"])
+        # one outcome per item: a failed setup or teardown outranks a passed call
+        found[r["item"]] = r if before is None else {**r, "outcome": outcomes.combine([before["outcome"], r["outcome"]]),
+                                                     "message": before["message"] or r["message"]}
+    for test, reports in collected.outcomes.items():       # an item that failed without a word: the tool's
+        for nodeid, result in reports:
+            if belongs(test) and result == "failed" and not items.get(test):
+                items.setdefault(test, {})[nodeid] = {"item": nodeid, "outcome": outcomes.ERROR, "message": "failed"}
     rows = []
-    for test in sorted(set(docs) | set(details), key=lambda t: _claim_order(t, docs.get(t, {}).get("line", 0))):
-        outcomes = [o for _, o in collected.outcomes.get(test, [])]
-        counts = {o: outcomes.count(o) for o in ("passed", "failed", "skipped")}
-        said = details.get(test, {})
-        if counts["failed"]:
-            outcome = "refuted"
-        elif not counts["passed"]:
-            outcome = "not run"
-        else:
-            outcome = said.get("outcome", "held")
-        rows.append({"test": test, "statement": docs.get(test, said).get("doc", ""), "outcome": outcome,
-                     **counts, "detail": said.get("detail", "")})
+    for test in sorted(set(docs) | set(said) | set(items), key=lambda t: _claim_order(t, docs.get(t, {}).get("line", 0))):
+        found = list(items.get(test, {}).values())
+        outcome = outcomes.combine([i["outcome"] for i in found])
+        counts = {o: sum(i["outcome"] == o for i in found) for o in outcomes.SHOWN}
+        rows.append({"test": test, "statement": docs.get(test, {}).get("doc", ""),
+                     "data": kind_of(docs.get(test, {}).get("data", "population")), "outcome": outcome,
+                     "items": len(found), **{COUNT_COLUMNS[o]: counts[o] for o in outcomes.SHOWN},
+                     "detail": _claim_detail(said.get(test, []), found, outcome),
+                     "beyond": " ".join(_named(said.get(test, []), "beyond")),
+                     "not_shown": " ".join(_named(said.get(test, []), "not shown"))})
     return rows
+
+
+COUNT_COLUMNS = {"held": "held", "refuted": "refuted", "not established": "not_established", "error": "errors",
+                 "not run": "not_run"}
+
+
+def _named(said: list, role: str) -> list:
+    return [label for r in said for label in r.get("named", {}).get(role, [])]
+
+
+def _claim_detail(said: list, items: list, outcome: str) -> str:
+    """The claim's words: what it said (one item, or a claim across shards), or for a claim
+    of many items the items that did not hold; the errors always, first."""
+    errors = [i for i in items if i["outcome"] == outcomes.ERROR]
+    words = []
+    if errors:
+        words.append(f"ERROR (not a result) at {len(errors)} of {len(items)} item(s): "
+                     + "; ".join(f"{i['item'] or 'the claim'}: {i['message']}" for i in errors[:5]))
+    if len(items) <= 1:
+        words += [r["detail"] for r in said[-1:] if r["detail"]]
+    else:
+        odd = [r for r in said if r["outcome"] != outcomes.HELD] or said[-1:] if said else []
+        refuted = [i for i in items if i["outcome"] == outcomes.REFUTED]
+        if refuted:
+            words.append(f"refuted at {len(refuted)} of {len(items)} items: "
+                         + ", ".join(i["item"] for i in refuted[:12]) + (" and more" if len(refuted) > 12 else ""))
+        if odd:
+            words.append(f"{len(odd)} of {len(items)} items said: " + "; ".join(
+                f"{r['item']}: {r['detail']}" if r["item"] else r["detail"] for r in odd[:6]))
+    return "; ".join(words)
 
 
 def shard_table(collected) -> list[dict]:
@@ -112,6 +162,14 @@ def partial_line(report, unit: str) -> str:
     """Why a run is partial (its crashed workers, what it recorded) and what became of its report."""
     why = "; ".join(report.crashed + [f"{report.recorded} of {report.expected} {unit} recorded"])
     return f"PARTIAL run, {why}: report not written; {report.folder} keeps the previous complete report, if any"
+
+
+def errors_line(errors: list[dict]) -> list[str]:
+    """The line that says some claims ended in an error of the tool, which is not a result."""
+    if not errors:
+        return []
+    return [f"TOOL ERROR: {len(errors)} claim(s) could not be decided because the tool failed (not a result; "
+            "fix the error and run again): " + ", ".join(c["test"].split("::")[-1] for c in errors)]
 
 
 def work_line(shards: list[dict]) -> str:
@@ -145,17 +203,22 @@ class Report:
 
     @property
     def failed(self) -> list:
-        return [c for c in self.claims if c["outcome"] == "refuted"]
+        return [c for c in self.claims if c["outcome"] == outcomes.REFUTED]
+
+    @property
+    def errors(self) -> list:
+        return [c for c in self.claims if c["outcome"] == outcomes.ERROR]
 
     def summary_lines(self) -> list[str]:
+        head = errors_line(self.errors)
         if not self.complete:
-            head = [f"model {self.model}: " + partial_line(self, "scenarios")]
+            head += [f"model {self.model}: " + partial_line(self, "scenarios")]
         elif self.failed:
-            head = [f"CLAIMS FAILED: {len(self.failed)} claim(s) refuted in this run: "
-                    + ", ".join(c["test"].split("::")[-1] for c in self.failed),
-                    f"model {self.model}: complete run, {self.recorded} scenarios, results in {self.folder}"]
+            head += [f"CLAIMS FAILED: {len(self.failed)} claim(s) refuted in this run: "
+                     + ", ".join(c["test"].split("::")[-1] for c in self.failed),
+                     f"model {self.model}: complete run, {self.recorded} scenarios, results in {self.folder}"]
         else:
-            head = [f"model {self.model}: complete run, {self.recorded} scenarios, results in {self.folder}"]
+            head += [f"model {self.model}: complete run, {self.recorded} scenarios, results in {self.folder}"]
         if self.kind is not None:
             head.append(f"{self.kind.kind} run: {self.kind.why}")
         lines = head + [f"{c['outcome']:<15} {c['test'].split('::')[-1]}" + (f"  ({c['detail']})" if c["detail"] else "")
@@ -183,6 +246,16 @@ def _unit_rows(units, **extra) -> list[dict]:
     return [{**extra, **u.as_row()} for u in units]
 
 
+def by_template(collected, setup) -> list[dict]:
+    """Each head's mean difference per template (the samples heads.csv tests), so a reader sees the spread."""
+    if "heads by template" not in collected.kept:
+        return []
+    keys, templates, means = collected.kept["heads by template"]
+    sizes = {t: setup.templates.count(t) for t in templates}
+    return [{"layer": L, "head": h, "template": t, "sentences": sizes[t], "mean": float(means[i, k])}
+            for i, (L, h) in enumerate(keys) for k, t in enumerate(templates)]
+
+
 def write_report(collected) -> Report:
     """Write the run's report (when complete) and return what the terminal verdict prints."""
     from models.loading import provenance
@@ -195,7 +268,7 @@ def write_report(collected) -> Report:
     scenarios = sorted(({"model": setup.model_name, **r} for r in collected.rows["scenario"]),
                        key=lambda r: (r["pair"], r["layer"], r["head"]))
     recorded = len({(r["layer"], r["head"]) for r in scenarios})
-    claims = claim_table(collected)
+    claims = claim_table(collected, kind_of=lambda data: setup.claim_kind(data).kind)
     blocks = collected.kept.get("blocks", [])
     report = Report(setup.results_folder, setup.model_name, setup.n_layers * setup.n_heads, recorded, claims,
                     blocks=blocks, heads=collected.kept.get("heads", []), shards=shard_table(collected),
@@ -216,6 +289,9 @@ def write_report(collected) -> Report:
         "baseline.csv": (baseline, BASELINE_COLUMNS),
         "blocks.csv": (_unit_rows(blocks, pair=tested), BLOCK_COLUMNS),
         "heads.csv": (_unit_rows(heads, ablation=o.ablation), HEAD_COLUMNS),
+        "heads_by_template.csv": (by_template(collected, setup), TEMPLATE_COLUMNS),
+        "sentence_shares.csv": (_unit_rows(collected.kept.get("sentence shares", []), ablation=o.ablation),
+                                HEAD_COLUMNS),
         "power.csv": ([r.as_row() for r in collected.kept.get("power", [])], POWER_COLUMNS),
         "controls.csv": ([c.as_row() for c in collected.kept.get("controls", [])], CONTROL_COLUMNS),
         "scales.csv": (sorted(collected.rows["scale"], key=lambda r: (r["order"], r["layer"])), SCALE_COLUMNS),
@@ -232,15 +308,15 @@ def write_report(collected) -> Report:
                      "silenced_token_index": setup.prompt.token,
                      "pairs": {p.label: [p.i, p.j] for p in setup.prompt.pairs},
                      "prompt_set": {"file": o.prompts_path.name, "name": setup.prompt_set_name,
-                                    "sentences": len(setup.prompts), "ablation": o.ablation} if setup.prompts else None,
+                                    "sentences": len(setup.prompts), "templates": len(set(setup.templates)),
+                                    "ablation": o.ablation} if setup.prompts else None,
                      "digest": setup.question_digest()},
         "run": {"kind": report.kind.kind, "why": report.kind.why},
         "engine": o.engine,
         "dtype": o.dtype,
         "plan": o.plan.as_record(),
         "versions": versions(),
-        "claims": {c["test"]: {k: c[k] for k in ("outcome", "passed", "failed", "skipped", "detail")}
-                   for c in claims},
+        "claims": {c["test"]: {k: c[k] for k in CLAIM_COLUMNS[2:]} for c in claims},
         "shards": {s["name"]: s["computations"] for s in report.shards},
         "observations": collected.kept.get("observations", {}),
     }
