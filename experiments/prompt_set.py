@@ -91,3 +91,17 @@ def chunks(n_prompts: int, size: int = CHUNK_SIZE) -> list[tuple[int, ...]]:
 
 def chunk_label(indices) -> str:
     return f"P{indices[0]:02d}-P{indices[-1]:02d}"
+
+
+def ladder_sentences(templates, observed: int, control: bool) -> list[int]:
+    """Indices of the sentences the scale ladder measures: the first sentence of each template,
+    in order of first appearance (one sample per unit of replication), at most half of the set
+    so that the rest can choose the ladder's heads; all of them for the positive control,
+    the first `observed` for the other kinds (analysis plan: scale_test_prompts)."""
+    seen, firsts = set(), []
+    for i, template in enumerate(templates):
+        if template not in seen:
+            seen.add(template)
+            firsts.append(i)
+    firsts = firsts[:len(templates) // 2]
+    return firsts if control else firsts[:observed]

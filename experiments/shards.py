@@ -12,7 +12,8 @@
 `get(name, compute)` (plugin/store.py) computes each shard once per run, whichever pytest
 worker asks first, and hands every later caller the stored result; `load_model` is only
 called when a shard must really be computed. Dependencies: the scale ladder needs the
-prompt chunks of the selection prompts (plan: scale_test_prompts); mean ablation needs the
+prompt chunks of the selection prompts (every sentence the ladder does not measure, which
+is one per template: experiments/prompt_set.ladder_sentences); mean ablation needs the
 head means of the whole set. Everything else depends on nothing but the model.
 """
 from __future__ import annotations
@@ -34,9 +35,10 @@ class Shards:
     """The shards of one run (one question on one model); see the module docstring."""
 
     def __init__(self, load_model: Callable, *, prompt, prompts, ablation: str, engine: str, plan,
-                 get: Callable, ioi_pairs=()):
+                 get: Callable, ioi_pairs=(), templates=()):
         self._load_model = load_model
         self.prompt, self.prompts, self.ioi_pairs = prompt, list(prompts), list(ioi_pairs)
+        self.templates = list(templates) or [f"S{i:03d}" for i in range(1, len(self.prompts) + 1)]
         self.ablation, self.engine, self.plan = ablation, engine, plan
         self.get = get
 
@@ -76,23 +78,29 @@ class Shards:
                  if wanted & set(c) for k, i in enumerate(c) if i in wanted]
         return np.stack([d for _, d in sorted(parts, key=lambda x: x[0])], -1)
 
-    def test_prompts(self) -> list:
-        return self.prompts[:self.plan.scale_test_prompts]
+    def ladder_indices(self, kind: str) -> list[int]:
+        """The sentences `kind` is measured on: one per template (the positive control: every
+        template; the other kinds: the first scale_test_prompts), experiments/prompt_set.py."""
+        return prompt_set.ladder_sentences(self.templates, self.plan.scale_test_prompts, kind == scales.SKIP_BLOCK)
+
+    def test_prompts(self, kind: str | None = None) -> list:
+        """The prompts `kind` is measured on (default: the observations', also top-k's)."""
+        return [self.prompts[i] for i in self.ladder_indices(kind or scales.KINDS[0])]
 
     def selection(self) -> scales.Selection:
-        """Heads chosen on the prompts after the test part (never on the ones they are tested on)."""
-        chosen = range(self.plan.scale_test_prompts, len(self.prompts))
-        return scales.select_heads(self.prompt_deltas(chosen))
+        """Heads chosen on the prompts no kind is measured on (never on the ones they are tested on)."""
+        tested = set(self.ladder_indices(scales.SKIP_BLOCK))
+        return scales.select_heads(self.prompt_deltas([i for i in range(len(self.prompts)) if i not in tested]))
 
     def scale_part(self, kind: str, index: int) -> scales.ScaleMeasurement:
-        """One kind of the ladder on test sentence `index`: a shard of its own (one batched pass
+        """One kind of the ladder on its test sentence `index`: a shard of its own (one batched pass
         of n_layers rows), so that the ladder, the heaviest work of a run, spreads over workers."""
         return self._get(scale_part_name(kind, index), lambda: scales.measure_kind(
-            self.model, [self.test_prompts()[index]], kind, self.selection()))
+            self.model, [self.test_prompts(kind)[index]], kind, self.selection()))
 
     def scale(self, kind: str) -> scales.ScaleMeasurement:
-        """One kind of the ladder on every test sentence, joined from its parts."""
-        return scales.ScaleMeasurement.joined([self.scale_part(kind, i) for i in range(len(self.test_prompts()))])
+        """One kind of the ladder on every one of its test sentences, joined from its parts."""
+        return scales.ScaleMeasurement.joined([self.scale_part(kind, i) for i in range(len(self.ladder_indices(kind)))])
 
     def top_k(self) -> scales.TopKMeasurement:
         return self._get("top-k", lambda: scales.measure_top_k(self.model, self.test_prompts(), self.plan.top_k,
