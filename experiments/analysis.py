@@ -93,12 +93,13 @@ def _by_size(rows, bound: float) -> list:
     return sorted(rows, key=lambda r: (abs(r.mean) <= bound, -abs(r.mean), r.label))
 
 
-def within_verdict(rows: list[UnitStats], plan, *, bound: float, what: str = "units") -> Verdict:
+def within_verdict(rows: list[UnitStats], plan, *, bound: float, what: str = "units", note: str = "") -> Verdict:
     """"Every unit lies within +-bound" (rows computed by unit_table with sesoi=bound), decided by
     metrics.outcomes.every_unit_within: held when every unit is shown within (TOST), refuted
     when some unit is shown beyond (minimum-effect test, named with its interval), otherwise
     not established, naming the units not shown either way (estimates outside the bound first).
-    Intervals are printed at the level their decision used (1 - alpha/m, or 1 - 2 alpha/m)."""
+    Intervals are printed at the level their decision used (1 - alpha/m, or 1 - 2 alpha/m);
+    `note` (e.g. what the refuting test could see) ends the detail."""
     outcome = outcomes.every_unit_within([r.category for r in rows])
     level = rows[0].level if rows else plan.alpha
     beyond = _by_size([r for r in rows if r.category == BEYOND], bound)
@@ -120,6 +121,7 @@ def within_verdict(rows: list[UnitStats], plan, *, bound: float, what: str = "un
         detail = (f"{shown}{powered}; not shown: {len(rest)}"
                   + (f", of which {len(outside)} with an estimate outside ±{bound:g}" if outside else "")
                   + f": {_listed(rest)}")
+    detail += f"; {note}" if note and rows else ""
     return Verdict(outcome, detail, tuple(r.label for r in beyond), tuple(r.label for r in rest))
 
 
@@ -173,6 +175,13 @@ def power_rows(samples, family: str, plan, *, sesoi: float | None = None) -> lis
                            test="equivalence", **common)
             + family_rates(samples, label=family, ks=plan.beyond_effects, correction=plan.equivalence_correction,
                            test="beyond", **common))
+
+
+def detectable_note(rows: list[UnitStats], plan, what: str = "unit") -> str:
+    """The refuting test's reach in words, for a claim's detail."""
+    found = detectable(rows, plan)
+    return (f"the minimum-effect test finds a shift of ±{found['shift']:.4f} with power {found['power']:g} for the "
+            f"median {what} (SD {found['median_sd']:.4f}, n {found['n']})") if found else ""
 
 
 def detectable(rows: list[UnitStats], plan, power: float | None = None) -> dict:

@@ -286,9 +286,14 @@ def _plain(value):
 # sentences its claims test (the exploration half; the first is the study sentence).
 # Sizes are in the plan's units, so the models follow the plan:
 #   "macroscopic"  one head moving the association by 2-4x the per-head bound across sentences,
-#                  and one silent head (scale 0) for the manipulation check
+#                  and one silent head (scale 0): a planted null (silencing it changes nothing,
+#                  exactly) on which the manipulation check must fail
 #   "sesoi"        one block whose heads each move it by -(2-4) x SESOI on the study sentence,
-#                  and one head in a later block moving it by 1.3-1.9x SESOI across sentences
+#                  one head in a later block moving it by 2.5-3.5x SESOI across sentences (a scaled
+#                  head's effect varies across templates: 1.3-1.9x was not shown beyond on template
+#                  means, whose n is 30, not 120), and
+#                  one after that moving it by 0.9-1.1x SESOI: an effect the data cannot place
+#                  on either side of the bound
 KINDS = ("macroscopic", "sesoi")
 CALIBRATION_SENTENCES = 24      # the macroscopic head is calibrated on these, then measured on all
 
@@ -314,7 +319,11 @@ def make_known_answer(kind: str, model, prompts: list[Prompt], plan, seed: int =
         block = drawn[0][0]
         record["plants"]["block"] = plant_block(model, prompts[0], block, low=2 * plan.sesoi, high=4 * plan.sesoi)
         earlier = [(L, h) for L in range(block + 1) for h in range(layout.n_heads)]
-        head = plant_drawn_head(model, prompts, low=1.3 * plan.sesoi, high=1.9 * plan.sesoi, seed=seed,
+        head = plant_drawn_head(model, prompts, low=2.5 * plan.sesoi, high=3.5 * plan.sesoi, seed=seed,
                                 exclude=earlier)
         record["plants"]["head beyond SESOI"] = head
+        # Later still, so that it leaves the heads above as they were measured.
+        earlier = [(L, h) for L in range(max(block, head.layer) + 1) for h in range(layout.n_heads)]
+        record["plants"]["head near SESOI"] = plant_drawn_head(model, prompts, low=0.9 * plan.sesoi,
+                                                               high=1.1 * plan.sesoi, seed=seed + 2, exclude=earlier)
     return record

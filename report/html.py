@@ -27,23 +27,34 @@ dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dt{fo
 """
 SECTIONS = [  # (CSV, heading, what the table is), in reading order
     ("heads.csv", "Per head, across the sentence population (primary)",
-     "Each head's change of the tested pair's cosine, paired over sentences, Bonferroni over all heads "
-     "(level = alpha / m). ci_low/ci_high: the (1 - level) interval (significant: excludes 0; beyond SESOI: "
-     "entirely outside ±SESOI); eq_low/eq_high: the (1 - 2 level) interval (within SESOI: inside ±SESOI, TOST). "
-     "power: the t-test's chance to find a SESOI shift (observed SD); tost_power: TOST's chance to show a zero "
-     "shift within ±SESOI, SD at its upper confidence bound (gates 'within SESOI')."),
+     "Each head's change of the tested pair's cosine, one sample per template (the mean over its sentences: the "
+     "template is the unit of replication), Bonferroni over all heads (level = alpha / m). ci_low/ci_high: the "
+     "(1 - level) interval (significant: excludes 0; beyond SESOI: entirely outside ±SESOI); eq_low/eq_high: the "
+     "(1 - 2 level) interval (within SESOI: inside ±SESOI, TOST, which decides). power: the t-test's chance to "
+     "find a SESOI shift (observed SD); tost_power: TOST's chance to show a zero shift within ±SESOI, SD at its "
+     "upper confidence bound (shown beside the decision, never overruling it)."),
+    ("heads_by_template.csv", "Per head and template",
+     "The samples heads.csv tests: each head's mean change over the sentences of each template."),
+    ("sentence_shares.csv", "Per head, the share of sentences moved beyond SESOI",
+     "Per template, the share of its sentences on which silencing the head moves the association beyond "
+     "±SESOI; tested across templates against the plan's sentence_share (TOST, minimum-effect test)."),
     ("blocks.csv", "Per block, study sentence (replication of the seed)",
      "Each block's heads silenced one at a time on the seed's sentence, the heads' differences as the sample: "
-     "the seed's one-sample t-test, Bonferroni over blocks; the same intervals, tests and power as per head."),
+     "the seed's one-sample t-test, Bonferroni over blocks. The block's mean itself has no sampling error: "
+     "the claim on it compares it with ±SESOI directly."),
     ("controls.csv", "Planted-effect controls",
-     "A shift of SESOI planted into uniformly drawn units, on their sign-flipped real residuals, tested as "
-     "the family is: the detection rate realized, beside the rate the analysis predicted for the same units; "
-     "the control fails when realized falls below predicted by more than the tolerance."),
+     "Effects planted into units drawn by category (stratum), on their sign-flipped real residuals, and the "
+     "unit's decision re-run at the family's level: how often it came out as the arm requires (realized) "
+     "beside the closed form's rate (predicted), and the draws on which the claim's outcome broke its rule "
+     "(violations). The control fails when an arm misses its tolerance, either side, or any draw broke the rule."),
     ("power.csv", "Power and false-positive rates",
      "Effects of k x SESOI planted into random units of this run's own noise (sign-flipped residuals). "
-     "difference: flagged = significant; equivalence: flagged = shown within ±SESOI (TOST)."),
+     "difference: flagged = significant; equivalence: flagged = shown within ±SESOI (TOST); beyond: flagged = "
+     "shown beyond ±SESOI (the minimum-effect test, which refutes 'no unit beyond SESOI'). predicted: the "
+     "closed form of the same rate."),
     ("baseline.csv", "Baseline", "Clean cosines per block; the last block also before the final norm."),
-    ("scales.csv", "Interventions of growing scale", "Per block, on the test sentences; Bonferroni over blocks."),
+    ("scales.csv", "Interventions of growing scale", "Per block, on one test sentence per template; Bonferroni "
+                                                     "over blocks."),
     ("top_k.csv", "Top-k heads silenced together", "Cosine read at the last block."),
     ("ripple.csv", "Ripple", "All heads of a block silenced at the token, read at every block."),
     ("claims.csv", "Claims (table)", "Every claim with the kind of its data, its outcome (held / refuted / not "

@@ -23,17 +23,18 @@ CAPTIONS = {
                      "clean (line). Right: the differences; colour = the block's category. Look for blocks whose "
                      "circles sit consistently on one side of the line.",
     "heads.png": "Per (layer, head), the mean change of the tested pair's cosine across the sentence population, "
-                 "with its category: * beyond ±SESOI (interval entirely outside), = within ±SESOI (TOST, powered), "
-                 "· not shown negligible (significant, neither), ? undecided. Look for * (heads that matter) and "
-                 "? (what the data cannot decide).",
+                 "with its category across templates (each template's mean one sample): * beyond ±SESOI (interval "
+                 "entirely outside), = within ±SESOI (TOST), · not shown negligible (significant, neither), "
+                 "? undecided. Look for * (heads that matter) and ? (what the data cannot decide).",
     "ioi.png": "IOI head patching: per (layer, head), the mean change of the logit difference logit(IO) - "
                "logit(S) at the last position when that head's output there comes from the donor (names swapped), "
-               "with its category across pairs: * beyond ±ioi_sesoi, = within (TOST, powered), · not shown "
+               "with its category across templates: * beyond ±ioi_sesoi, = within (TOST), · not shown "
                "negligible, ? undecided. Negative: the head carried the indirect object.",
     "power.png": "Power curves measured on this run's own noise: share of draws in which a planted effect of "
-                 "k x SESOI in a random unit is found (solid), and the family-wise false-positive rate with nothing "
-                 "planted (dashed, against alpha). 'Within SESOI' is claimed only for units whose TOST power "
-                 "reaches the plan's target (the SD at its upper confidence bound).",
+                 "k x SESOI in a random unit is found significant (solid) and shown beyond ±SESOI by the "
+                 "minimum-effect test, the test that would refute 'no unit beyond SESOI' (dash-dot), with the "
+                 "closed form's prediction (x); and the family-wise false-positive rate with nothing planted "
+                 "(dashed, against alpha).",
     "scales.png": "Interventions of growing scale: per kind, the number of blocks shown beyond ±SESOI "
                   "(left) and the largest |mean change| (right, log scale; top-k read at the last block). Where "
                   "does the effect become visible as the intervention grows?",
@@ -114,6 +115,11 @@ def power(rates) -> bytes:
         rows = [r for r in rates if r.family == family and r.test == "difference"]
         planted = [r for r in rows if r.k > 0]
         line, = ax.plot([r.k for r in planted], [r.planted_flagged for r in planted], "o-", label=f"{family}: found")
+        beyond = [r for r in rates if r.family == family and r.test == "beyond" and r.k > 0]
+        if beyond:
+            ax.plot([r.k for r in beyond], [r.planted_flagged for r in beyond], "s-.", color=line.get_color(),
+                    label=f"{family}: shown beyond SESOI")
+            ax.plot([r.k for r in beyond], [r.predicted for r in beyond], "x", color=line.get_color())
         null = [r for r in rows if r.k == 0]
         if null:
             ax.axhline(null[0].any_null_flagged, ls="--", color=line.get_color(),

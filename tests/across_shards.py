@@ -20,8 +20,8 @@ Every threshold is the analysis plan's (analysis_plan.toml). The tables these cl
 """
 import numpy as np
 
-from experiments.analysis import (bound_verdict, cluster_means, detectable, planted_control, power_rows, unit_table,
-                                  within_verdict)
+from experiments.analysis import (bound_verdict, cluster_means, detectable, detectable_note, planted_control,
+                                  power_rows, unit_table, within_verdict)
 from metrics import outcomes
 from metrics.statistics import counts
 from plugin.reduce import across_shards
@@ -134,7 +134,9 @@ def test_control_the_block_test_sees_a_sesoi_shift_as_predicted(run):
 def test_no_single_head_moves_the_association_beyond_sesoi_across_sentences(run):
     """Primary: across the sentence population, every head's mean change of the association lies
     within ±SESOI (template means; TOST, Bonferroni over heads; refuted by a head shown beyond)."""
-    claim(run, within_verdict(heads(run), run.setup.plan, bound=run.setup.plan.sesoi, what="heads"))
+    rows = heads(run)
+    claim(run, within_verdict(rows, run.setup.plan, bound=run.setup.plan.sesoi, what="heads",
+                              note=detectable_note(rows, run.setup.plan, "head")))
 
 
 @across_shards(rows="prompt", measured_by=PROMPTS)

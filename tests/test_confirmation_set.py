@@ -1,9 +1,11 @@
-"""The confirmatory run: the whole study on the confirmation half of the sentence population
-(tests/data/sentences_confirmation.txt, drawn and split by the plan's seed, never used while
-the plan was written), under the frozen plan. What it concluded is an observation of that run,
-pinned in tests/golden/verdicts/ (`./run study --prompts confirmation --update-golden`); a run
-that concludes otherwise fails here, naming each claim. The run must be confirmatory: with a
-plan other than the frozen one it is exploratory, and this test says so."""
+"""The confirmatory run: the whole study on the confirmation set (tests/data/
+sentences_confirmation.txt: 30 held-out templates and fillers that appear nowhere in
+exploration, generated and committed before any run on them), under the frozen plan. What it
+concluded is an observation of that run, pinned in tests/golden/verdicts/ (`./run study
+--prompts confirmation --update-golden`); a run that concludes otherwise fails here, naming
+each claim and the units it names. The run must be confirmatory: with a plan other than the
+frozen one it is exploratory, and this test says so; its claims on the study sentence stay
+exploratory (SmolLM2's results on it were seen before the plan)."""
 import csv
 import json
 import os
@@ -29,6 +31,7 @@ def test_the_confirmatory_run_gives_its_golden_verdicts(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1) and "complete run" in out, out[-4000:]
     assert "prompt set: 120 sentences from" in out and "sentences_confirmation.txt" in out, out[:3000]
+    assert "(confirmation), 30 templates" in out, out[:3000]
     (folder,) = (tmp_path / MODEL).iterdir()
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["run"]["kind"] == "confirmatory", summary["run"]
@@ -37,5 +40,9 @@ def test_the_confirmatory_run_gives_its_golden_verdicts(tmp_path):
     assert path.is_file(), f"no golden verdicts {path}: ./run study --prompts confirmation --update-golden"
     problems = golden.compare_verdicts(json.loads(path.read_text()), actual)
     assert not problems, f"verdicts changed from {path.name}:\n" + "\n".join(problems)
-    failed = {r["outcome"] for r in csv.DictReader(open(folder / "claims.csv"))} & {"refuted"}
+    rows = list(csv.DictReader(open(folder / "claims.csv")))
+    data = {r["test"].split("::")[0]: r["data"] for r in rows}
+    assert data["tests/test_study.py"] == "exploratory" and data["tests/test_prompts.py"] == "confirmatory", data
+    assert not [r for r in rows if r["outcome"] == "error"], "a claim of the confirmatory run ended in an error"
+    failed = {r["outcome"] for r in rows} & {"refuted"}
     assert (proc.returncode == 1) == bool(failed), out[-3000:]     # the plan's fail_on: refuted fails the run

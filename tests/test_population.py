@@ -95,3 +95,15 @@ def test_the_same_seed_gives_the_same_population_and_another_seed_another():
 def test_a_sentence_without_each_role_word_exactly_once_is_refused(bad):
     with pytest.raises(ValueError, match="exactly once"):
         check(bad)
+
+
+def test_the_ladder_measures_one_sentence_per_template_and_chooses_heads_on_the_rest():
+    from experiments.prompt_set import ladder_sentences
+
+    _, templates = read_prompt_set(HALVES["exploration"])
+    control = ladder_sentences(templates, PLAN.scale_test_prompts, control=True)
+    observed = ladder_sentences(templates, PLAN.scale_test_prompts, control=False)
+    assert [templates[i] for i in control] == list(dict.fromkeys(templates))      # each template once, first seen
+    assert observed == control[:PLAN.scale_test_prompts] and len(control) == 30
+    plain = [f"S{i:03d}" for i in range(12)]                                      # a file without templates
+    assert ladder_sentences(plain, 8, control=True) == list(range(6))             # at most half: the rest selects
