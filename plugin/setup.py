@@ -23,7 +23,8 @@ from experiments.prompt_set import PromptSetError, locate_prompts
 from experiments.ioi_templates import generate_pairs
 from experiments.question import Prompt, locate_question
 from experiments.tokens import WordNotFound
-from models.loading import ModelNotAvailable, known_answer_of, read_config, read_tokenizer
+from models.loading import ModelNotAvailable, converted_in_cache, known_answer_of, read_config, read_tokenizer
+from plugin import faults
 from plugin.options import OPTIONS, Options
 
 
@@ -130,6 +131,10 @@ def _resolve(options: Options) -> Setup:
         prompt = locate_question(tokenizer, options.question, max_tokens)
     except (ModelNotAvailable, WordNotFound) as err:
         raise SetupError(str(err)) from None
+    except OSError as err:             # converting a bundled model: the cache refused it (models/loading.prepare)
+        if not converted_in_cache(choice):
+            raise
+        raise SetupError(faults.cache_unusable(err, choice)) from None
     try:
         prompts = locate_prompts(tokenizer, list(options.prompt_sentences), options.question, max_tokens,
                                  options.prompts_path)

@@ -139,21 +139,29 @@ def test_a_bfloat16_run_names_its_dtype_in_the_header_and_summary(tiny, tmp_path
 # nothing lost: the previous complete report stays unless a complete run replaces it.
 # ---------------------------------------------------------------------------------------
 
-def _previous_report(tiny, results: Path) -> Path:
-    """A stand-in for an earlier complete report, in the folder this run's question writes to."""
+@pytest.fixture(scope="module")
+def question(tiny, tmp_path_factory) -> Path:
+    """The results folder of the tiny model's default question, relative to --results-dir."""
+    results = tmp_path_factory.mktemp("question")
     proc = run("-m", "study", "-p", "no:xdist", "--collect-only", f"--model={tiny}", f"--results-dir={results}")
     folder = Path(next(line for line in proc.stdout.splitlines() if line.startswith("results: "))[9:])
+    return folder.relative_to(results)
+
+
+def _previous_report(results: Path, question: Path) -> Path:
+    """A stand-in for an earlier complete report, in the folder this run's question writes to."""
+    folder = results / question
     folder.mkdir(parents=True)
     (folder / "summary.json").write_text('{"complete": true}')
     return folder
 
 
 @pytest.mark.parametrize("when", ["after", "during"])
-def test_a_worker_killed_mid_run_makes_it_partial_and_publishes_nothing(tiny, tmp_path, when):
+def test_a_worker_killed_mid_run_makes_it_partial_and_publishes_nothing(tiny, question, tmp_path, when):
     """SIGKILL on worker gw1 as its second item ends (its rows already shipped: the run could
     look complete, the crashed item failed) or starts (its rows lost). Either way the run says
     PARTIAL and names the crash, exits non-zero, and the previous report stays untouched."""
-    previous = _previous_report(tiny, tmp_path)
+    previous = _previous_report(tmp_path, question)
     proc = run("-m", "study", "-n", "2", f"--model={tiny}", f"--results-dir={tmp_path}",
                env={"PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": f"kill gw1 {when} 2"})
     out = proc.stdout + proc.stderr
@@ -181,3 +189,98 @@ def test_two_runs_of_one_question_at_once_leave_one_complete_report(tiny, tmp_pa
     assert [p.name for p in (together / "tiny-random-gpt2").iterdir()] == [folder.name], "leftovers beside the report"
     files = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert {p.name: p.read_bytes() for p in (together / "tiny-random-gpt2" / folder.name).iterdir()} == files
+
+
+# ---------------------------------------------------------------------------------------
+# Faults of the environment (plugin/faults.py), in whole runs: a full --results-dir, a
+# STUDY_CACHE that cannot take the model. Each ends in one line, with no traceback and the exit
+# status plugin/faults.py states; the previous report stays byte-identical, and nothing is left
+# behind: no staging folder, no half-converted model.
+# ---------------------------------------------------------------------------------------
+
+SPREADS = {"n0": ["-p", "no:xdist"], "n2": ["-n", "2"]}
+NOISE = ("Traceback", "[Errno")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("study, spread", [("study", "n2"), ("ioi", "n0")], ids=["study-n2", "ioi-n0"])
+def test_a_full_results_dir_is_one_line_and_publishes_nothing(tiny, question, tmp_path, study, spread):
+    """Every file written into --results-dir stops half-way with ENOSPC (tests/fault_injection.py):
+    one line names the folder, says it is full and that the previous report is kept; exit status 74.
+    (The study under -n 0, on a real full filesystem: the next test.)"""
+    if study == "ioi":
+        proc = run("-m", "ioi", "-p", "no:xdist", "--collect-only", f"--model={tiny}", f"--results-dir={tmp_path}")
+        question = Path(proc.stdout.split("results: ")[-1].split()[0]).relative_to(tmp_path)
+    previous = _previous_report(tmp_path, question)
+    before = _files(previous)
+    proc = run("-m", study, *SPREADS[spread], f"--model={tiny}", f"--results-dir={tmp_path}",
+               env={"PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": "full results-dir"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 74, out[-3000:]
+    assert [line for line in out.splitlines() if "is full" in line] == [
+        f"--results-dir {tmp_path} is full (no space left on device): nothing was published, {previous} keeps the "
+        "previous complete report, if any; free space there or pass another --results-dir"], out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    assert _files(previous) == before
+    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
+
+
+def test_a_really_full_filesystem_says_the_same_line(tiny, question, tmp_path):
+    """The same on a real 64 KiB tmpfs, mounted in a user namespace of its own (no root needed where
+    the kernel allows those; skipped where it does not)."""
+    import shutil
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    unshare = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c"]
+    mount_it = f"mount -t tmpfs -o size=64k tmpfs {mount}"
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare (util-linux) to mount a small tmpfs without root")
+    probe = subprocess.run([*unshare, mount_it], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this machine mounts no tmpfs without root: {probe.stderr.strip()}")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    previous = mount / question
+    script = (f"{mount_it} && mkdir -p {previous} && printf '{{\"complete\": true}}' > {previous}/summary.json && "
+              f"{sys.executable} -m pytest -q -p no:randomly -m study -p no:xdist --model={tiny} "
+              f"--results-dir={mount}; echo rc=$?; cd {mount} && find . | sort && cat {previous}/summary.json")
+    proc = subprocess.run([*unshare, script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert "\nrc=74\n" in out, out[-3000:]
+    assert f"--results-dir {mount} is full (no space left on device): nothing was published, {previous} keeps" in out
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    listing = out.split("rc=74\n")[1].splitlines()
+    assert listing == [".", f"./{question.parts[0]}", f"./{question}", f"./{question}/summary.json",
+                       '{"complete": true}'], "the previous report changed, or a staging folder was left behind"
+
+
+def test_a_cache_that_cannot_be_created_stops_an_xdist_run_at_start_up_in_one_line():
+    """As under -n 0 (tests/test_bad_input.py): the controller stops before it starts a worker."""
+    proc = run("-m", "study", "-n", "2", "--model=smollm2-135m-instruct", env={"STUDY_CACHE": "/proc/nocache"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    assert [line for line in out.splitlines() if line.startswith("ERROR:")] == [
+        "ERROR: STUDY_CACHE /proc/nocache cannot be created (no such file or directory): smollm2-135m-instruct is "
+        "converted and loaded from there; set STUDY_CACHE to a folder you can write to, or unset it for "
+        "~/.cache/head-silencing"], out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+
+
+def test_a_cache_that_fills_up_while_converting_keeps_no_partial_model(tmp_path):
+    """STUDY_CACHE full half-way through converting SmolLM2 (tests/fault_injection.py): one line at
+    collection, and nothing of the conversion left but its lock file."""
+    cache = tmp_path / "cache"
+    proc = run("-m", "study", "-p", "no:xdist", "--model=smollm2-135m-instruct", env={
+        "STUDY_CACHE": str(cache), "PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": "full cache"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    assert [line for line in out.splitlines() if line.startswith("ERROR:")] == [
+        f"ERROR: STUDY_CACHE {cache} is full (no space left on device): smollm2-135m-instruct is converted and "
+        "loaded from there; free space there or set STUDY_CACHE to a folder you can write to, or unset it for "
+        "~/.cache/head-silencing"], out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    assert [p.name for p in cache.iterdir()] == [".smollm2-135m-instruct.lock"]
