@@ -8,7 +8,7 @@ then the verdict in the terminal, right in each of its three states:
                   the previous complete report stays
     not written   the disk refused the report (full, read-only, not writable): one line says
                   so, nothing is published, the previous report stays (exit status 74)
-An interrupted run (Ctrl-C) says so and publishes nothing.
+An interrupted run (Ctrl-C, SIGTERM) says so and publishes nothing (plugin/faults.py).
 """
 from __future__ import annotations
 
@@ -53,17 +53,24 @@ class Reporting:
     def pytest_keyboard_interrupt(self, excinfo):
         # Said here, before pytest formats the interrupt (which can itself fail when the
         # signal lands inside torch's C code), so the user always reads it.
+        from plugin.collection import GROUPS
+
         self.interrupted = True
-        if self._collected().rows:
-            print("\nrun interrupted: report not written; the results folder keeps the previous complete "
-                  "report, if any", flush=True)
+        if self._collected().rows or self.config.stash.get(GROUPS, None):     # a study or IOI run
+            print("\n" + faults.interrupted_line(excinfo.value), flush=True)
 
     def pytest_sessionfinish(self, session, exitstatus):
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = True
         if self.interrupted:
             return
-        self._write(session, self._collected())
+        try:
+            self._write(session, self._collected())
+        except KeyboardInterrupt as interrupt:   # Ctrl-C or SIGTERM while writing: publish put the old report back
+            self.interrupted = True
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            if self.report is None and self.ioi is None:     # (a report published before it stands, and says so)
+                print("\n" + faults.interrupted_line(interrupt), flush=True)
 
     def _write(self, session, collected) -> None:
         results_dir = self.config.stash[OPTIONS].results_dir

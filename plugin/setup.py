@@ -177,6 +177,9 @@ def resolve_in_background(config, then=lambda: None) -> None:
         try:
             setup_of(config)
             then()
-        except SetupError:
-            pass                          # kept in the stash: setup_of raises it when asked
+        except Exception:
+            # A SetupError is kept in the stash: setup_of raises it when asked. Anything else (an
+            # import cut short by Ctrl-C or SIGTERM in the main thread) is raised again there, by
+            # setup_of resolving anew, if the run still asks: the thread has nothing to add.
+            pass
     threading.Thread(target=resolve, name="study-setup", daemon=True).start()

@@ -11,6 +11,9 @@ its call, so that item's rows never leave the worker.
 (the controller, or the only process): every file written there through Path.write_bytes
 (report/files.py's publish) gets half its bytes, then OSError ENOSPC, as a full disk answers.
 
+"sigterm while publishing" sends the publishing process SIGTERM as it writes the first file of
+its report, so that the signal lands inside publish (report/files.py).
+
 "full cache" makes STUDY_CACHE full while a bundled model is converted into it, in every
 process: the conversion writes half a weights file, then OSError ENOSPC (nothing is converted
 for real: it fails at once).
@@ -52,16 +55,25 @@ def pytest_runtest_logfinish(nodeid, location):
     _count("after")
 
 
-def _fill(folder: pathlib.Path) -> None:
-    """Writes under `folder` through Path.write_bytes stop half-way with ENOSPC."""
+def _on_writes_under(folder: pathlib.Path, fault) -> None:
+    """Writes under `folder` through Path.write_bytes become fault(write_bytes, path, data)."""
     write_bytes = pathlib.Path.write_bytes
 
-    def full(path, data):
+    def write(path, data):
         if not pathlib.Path(os.path.abspath(path)).is_relative_to(folder):
             return write_bytes(path, data)
-        write_bytes(path, bytes(data)[:len(data) // 2])
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    pathlib.Path.write_bytes = full
+        return fault(write_bytes, path, data)
+    pathlib.Path.write_bytes = write
+
+
+def _full(write_bytes, path, data):
+    write_bytes(path, bytes(data)[:len(data) // 2])
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _sigterm(write_bytes, path, data):
+    os.kill(os.getpid(), signal.SIGTERM)        # its handler runs at the next bytecode, mid-publish
+    return write_bytes(path, data)
 
 
 def _half_a_conversion(model, target, workdir):
@@ -72,8 +84,11 @@ def _half_a_conversion(model, target, workdir):
 
 def pytest_configure(config):
     fault = os.environ.get("STUDY_FAULT")
+    results_dir = pathlib.Path(os.path.abspath(config.getoption("results_dir")))
     if fault == "full results-dir" and not hasattr(config, "workerinput"):
-        _fill(pathlib.Path(os.path.abspath(config.getoption("results_dir"))))
+        _on_writes_under(results_dir, _full)
+    if fault == "sigterm while publishing" and not hasattr(config, "workerinput"):
+        _on_writes_under(results_dir, _sigterm)
     if fault == "full cache":
         from models import bundled
 

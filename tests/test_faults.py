@@ -2,13 +2,15 @@
 (no traceback into json or pathlib): a corrupted golden file; a prompt file that is empty,
 also when it is not a regular file (`--prompts /dev/null`); a converted-model cache whose
 weights are truncated, altered or gone, or whose DONE record is unreadable; a disk that is
-full, read-only or not writable while a report, a golden file or a conversion is written. (The
-same faults planted in whole runs: tests/test_plugin_runs.py.)"""
+full, read-only or not writable while a report, a golden file or a conversion is written; and
+SIGTERM. (The same faults planted in whole runs: tests/test_plugin_runs.py.)"""
 import errno
 import hashlib
 import importlib.metadata
 import json
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -304,3 +306,24 @@ def test_a_conversion_the_cache_refuses_leaves_no_partial_model(tmp_path, monkey
     assert line.startswith(f"STUDY_CACHE {tmp_path} is full (no space left on device): tiny-fake is converted")
     assert "\n" not in line and "set STUDY_CACHE to a folder you can write to" in line
 
+
+def test_sigterm_raises_terminated_once():
+    """SIGTERM becomes a KeyboardInterrupt (pytest's Ctrl-C path); a second one, as `timeout`
+    sends to the whole process group, is ignored while the run stops."""
+    from plugin import faults
+
+    handler = faults.SigtermAsCtrlC()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with pytest.raises(faults.Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)                           # the handler runs at the next bytecode
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert handler.received and issubclass(faults.Terminated, KeyboardInterrupt)
+    assert faults.interrupted_line(faults.Terminated()) == (
+        "run interrupted by SIGTERM: report not written; the results folder keeps the previous complete report, "
+        "if any")
+    assert faults.interrupted_line(KeyboardInterrupt()).startswith("run interrupted: report not written; ")

@@ -8,6 +8,7 @@ tests/test_reports_are_reproducible.py.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -192,18 +193,81 @@ def test_two_runs_of_one_question_at_once_leave_one_complete_report(tiny, tmp_pa
 
 
 # ---------------------------------------------------------------------------------------
-# Faults of the environment (plugin/faults.py), in whole runs: a full --results-dir, a
-# STUDY_CACHE that cannot take the model. Each ends in one line, with no traceback and the exit
-# status plugin/faults.py states; the previous report stays byte-identical, and nothing is left
-# behind: no staging folder, no half-converted model.
+# Faults of the environment (plugin/faults.py), in whole runs: SIGTERM, a full --results-dir,
+# a STUDY_CACHE that cannot take the model. Each ends in one line, with no traceback and the
+# exit status the README states; the previous report stays byte-identical, and nothing is left
+# behind: no staging folder, no shard store, no worker.
 # ---------------------------------------------------------------------------------------
 
 SPREADS = {"n0": ["-p", "no:xdist"], "n2": ["-n", "2"]}
-NOISE = ("Traceback", "[Errno")
+NOISE = ("Traceback", "PluggyTeardownRaisedWarning", "cannot send", "[Errno")
 
 
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _alive_in_session(session: int) -> list[str]:
+    """The processes of `session` (a run started in a session of its own) still running, as ps shows them."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            command, fields = stat.read_text().rsplit(")", 1)
+        except OSError:                                    # gone meanwhile
+            continue
+        state, _, _, sid = fields.split()[:4]
+        if int(sid) == session and state != "Z":
+            alive.append(f"{stat.parent.name} {command.split('(', 1)[1]}")
+    return alive
+
+
+@pytest.mark.parametrize("spread, to", [("n0", "the process"), ("n2", "the controller"), ("n2", "the process group")],
+                         ids=["n0", "n2-controller", "n2-group"])
+def test_sigterm_ends_the_run_in_one_sentence_and_keeps_the_previous_report(tiny, question, tmp_path, spread, to):
+    """SIGTERM once the first study item passed, as a container stop sends it (to the controller) or
+    `timeout` and CI runners do (to the whole process group): pytest's Ctrl-C path, exit status 143."""
+    results, tmp = tmp_path / "results", tmp_path / "tmp"
+    tmp.mkdir()
+    previous = _previous_report(results, question)
+    before = _files(previous)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-v", "-p", "no:randomly", "-m", "study",
+                             *SPREADS[spread], f"--model={tiny}", f"--results-dir={results}"], cwd=ROOT, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if " PASSED" in line:
+            (os.killpg if to == "the process group" else os.kill)(proc.pid, signal.SIGTERM)
+            break
+    seen.extend(proc.stdout)
+    proc.wait(timeout=120)
+    out = "".join(seen)
+    assert proc.returncode == 143, out[-3000:]
+    assert out.count("run interrupted by SIGTERM: report not written; the results folder keeps the previous "
+                     "complete report, if any\n") == 1, out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    assert _files(previous) == before
+    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
+    assert not list(tmp.glob("head-silencing-shards-*")), "the shard store was left behind"
+    assert _alive_in_session(proc.pid) == [], "workers outlived the run"
+
+
+def test_sigterm_while_the_report_is_published_keeps_the_previous_one(tiny, question, tmp_path):
+    """The signal lands inside publish (tests/fault_injection.py): the staging folder is removed,
+    the previous report stays, and the run says so in the same sentence, exit status 143."""
+    previous = _previous_report(tmp_path, question)
+    before = _files(previous)
+    proc = run("-m", "study", "-p", "no:xdist", f"--model={tiny}", f"--results-dir={tmp_path}",
+               env={"PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": "sigterm while publishing"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 143, out[-3000:]
+    assert out.count("run interrupted by SIGTERM: report not written; the results folder keeps the previous "
+                     "complete report, if any\n") == 1, out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    assert _files(previous) == before
+    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
 
 
 @pytest.mark.parametrize("study, spread", [("study", "n2"), ("ioi", "n0")], ids=["study-n2", "ioi-n0"])
