@@ -141,12 +141,21 @@ def test_a_bfloat16_run_names_its_dtype_in_the_header_and_summary(tiny, tmp_path
 # ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def question(tiny, tmp_path_factory) -> Path:
-    """The results folder of the tiny model's default question, relative to --results-dir."""
+def questions(tiny, tmp_path_factory) -> dict[str, Path]:
+    """{"study", "ioi"}: the results folders of the tiny model's default question and of its IOI
+    study, relative to --results-dir, as a run's header names them."""
     results = tmp_path_factory.mktemp("question")
-    proc = run("-m", "study", "-p", "no:xdist", "--collect-only", f"--model={tiny}", f"--results-dir={results}")
-    folder = Path(next(line for line in proc.stdout.splitlines() if line.startswith("results: "))[9:])
-    return folder.relative_to(results)
+    proc = run("-m", "study or ioi", "-p", "no:xdist", "--collect-only", f"--model={tiny}", f"--results-dir={results}")
+    lines = proc.stdout.splitlines()
+    study = next(line for line in lines if line.startswith("results: "))
+    ioi = next(line for line in lines if line.startswith("IOI: "))
+    return {name: Path(line.rpartition("results: ")[2]).relative_to(results)
+            for name, line in (("study", study), ("ioi", ioi))}
+
+
+@pytest.fixture(scope="module")
+def question(questions) -> Path:
+    return questions["study"]
 
 
 def _previous_report(results: Path, question: Path) -> Path:
@@ -271,14 +280,11 @@ def test_sigterm_while_the_report_is_published_keeps_the_previous_one(tiny, ques
 
 
 @pytest.mark.parametrize("study, spread", [("study", "n2"), ("ioi", "n0")], ids=["study-n2", "ioi-n0"])
-def test_a_full_results_dir_is_one_line_and_publishes_nothing(tiny, question, tmp_path, study, spread):
+def test_a_full_results_dir_is_one_line_and_publishes_nothing(tiny, questions, tmp_path, study, spread):
     """Every file written into --results-dir stops half-way with ENOSPC (tests/fault_injection.py):
     one line names the folder, says it is full and that the previous report is kept; exit status 74.
     (The study under -n 0, on a real full filesystem: the next test.)"""
-    if study == "ioi":
-        proc = run("-m", "ioi", "-p", "no:xdist", "--collect-only", f"--model={tiny}", f"--results-dir={tmp_path}")
-        question = Path(proc.stdout.split("results: ")[-1].split()[0]).relative_to(tmp_path)
-    previous = _previous_report(tmp_path, question)
+    previous = _previous_report(tmp_path, questions[study])
     before = _files(previous)
     proc = run("-m", study, *SPREADS[spread], f"--model={tiny}", f"--results-dir={tmp_path}",
                env={"PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": "full results-dir"})
