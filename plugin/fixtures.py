@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from models.bundled import SMOLLM2
-from models.loading import load, resolve
+from models.loading import converted_in_cache, load, resolve
+from plugin import faults
 from plugin.ids import base_nodeid, statement, test_of
 from plugin.setup import setup_of
 from plugin.store import ShardStore
@@ -51,7 +52,12 @@ def load_once(choice, device: str, dtype: str = "float32", device_map: str | Non
 
         from models.placement import worker_device
         device = worker_device(device, os.environ.get("PYTEST_XDIST_WORKER"), torch.cuda.device_count())
-    return load(choice, device, dtype, device_map)
+    try:
+        return load(choice, device, dtype, device_map)
+    except OSError as err:             # converting a bundled model: the cache refused it (models/loading.prepare)
+        if not converted_in_cache(choice):
+            raise
+        pytest.fail(faults.cache_unusable(err, choice), pytrace=False)
 
 
 @pytest.hookimpl(optionalhook=True)   # a hook of pytest-xdist, absent under -p no:xdist

@@ -19,7 +19,9 @@ from experiments.population import HALVES
 from experiments.prompt_set import ABLATIONS, PromptSetError, read_prompt_set
 from experiments.question import PAIRS, SENTENCE, SILENCE_WORD, Question, check_word_syntax, parse_pair
 from experiments.tokens import WordNotFound
-from models.loading import DTYPES, ModelChoice, ModelNotAvailable, default_dtype, resolve
+from models.loading import (DTYPES, ModelChoice, ModelNotAvailable, cache_dir, converted_in_cache, default_dtype,
+                            resolve)
+from plugin import faults
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROMPTS = HALVES["exploration"]
@@ -101,14 +103,21 @@ class Options:
 OPTIONS = pytest.StashKey[Options]()
 
 
-def _writable(folder: Path) -> None:
+def _writable(folder: Path, say) -> None:
+    """Make `folder` and write a file in it; pytest.UsageError(say(the OSError)) if the disk refuses."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
             pass
     except OSError as err:
-        raise pytest.UsageError(f"--results-dir {folder}: cannot write there ({err.strerror or err}); "
-                                "pass a folder you can write to") from None
+        raise pytest.UsageError(say(err)) from None
+
+
+def _cache(choice: ModelChoice) -> None:
+    """A bundled model is converted into STUDY_CACHE (models/bundled.py): it must be a folder
+    this user can make and write, checked now rather than in the middle of collection."""
+    if converted_in_cache(choice):
+        _writable(cache_dir(), lambda err: faults.cache_unusable(err, choice))
 
 
 def _device(device: str) -> str:
@@ -156,7 +165,8 @@ def read_options(config) -> Options:
     except (PlanError, WordNotFound, PromptSetError, ModelNotAvailable) as err:
         raise pytest.UsageError(str(err)) from None
     results_dir = Path(get("results_dir")).expanduser()
-    _writable(results_dir)
+    _writable(results_dir, lambda err: faults.results_dir_unusable(err, results_dir))
+    _cache(choice)
     device = _device(get("device"))
     return Options(choice, device, _dtype(get("dtype"), device), Question(sentence, word, pairs), get("engine"),
                    prompts_path, tuple(sentences), get("ablation"), plan, results_dir, get("update_golden"),

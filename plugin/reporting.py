@@ -6,14 +6,18 @@ then the verdict in the terminal, right in each of its three states:
     claims failed the same, with the failed claims named first
     partial       some study items did not run (-k, a crashed worker): nothing is published,
                   the previous complete report stays
-An interrupted run (Ctrl-C) says so and publishes nothing.
+    not written   the disk refused the report (full, read-only, not writable): one line says
+                  so, nothing is published, the previous report stays (exit status 74)
+An interrupted run (Ctrl-C, SIGTERM) says so and publishes nothing (plugin/faults.py).
 """
 from __future__ import annotations
 
+import contextlib
 import resource
 
 import pytest
 
+from plugin import faults
 from plugin.options import OPTIONS
 
 
@@ -33,6 +37,7 @@ class Reporting:
         self.config = config
         self.report = None
         self.ioi = None
+        self.not_written: list[str] = []   # one line per report or file the disk refused
         self.interrupted = False
         self.peak_rss = {}                 # process -> GiB: the controller, and each xdist worker
 
@@ -48,34 +53,63 @@ class Reporting:
     def pytest_keyboard_interrupt(self, excinfo):
         # Said here, before pytest formats the interrupt (which can itself fail when the
         # signal lands inside torch's C code), so the user always reads it.
+        from plugin.collection import GROUPS
+
         self.interrupted = True
-        if self._collected().rows:
-            print("\nrun interrupted: report not written; the results folder keeps the previous complete "
-                  "report, if any", flush=True)
+        if self._collected().rows or self.config.stash.get(GROUPS, None):     # a study or IOI run
+            print("\n" + faults.interrupted_line(excinfo.value), flush=True)
 
     def pytest_sessionfinish(self, session, exitstatus):
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = True
-        collected = self._collected()
         if self.interrupted:
             return
+        try:
+            self._write(session, self._collected())
+        except KeyboardInterrupt as interrupt:   # Ctrl-C or SIGTERM while writing: publish put the old report back
+            self.interrupted = True
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            if self.report is None and self.ioi is None:     # (a report published before it stands, and says so)
+                print("\n" + faults.interrupted_line(interrupt), flush=True)
+
+    def _write(self, session, collected) -> None:
+        results_dir = self.config.stash[OPTIONS].results_dir
         if collected.rows.get("scenario"):
             from report.results import write_report
 
-            self.report = write_report(collected)
+            with self._refused(session, lambda err: faults.results_not_written(err, results_dir)):
+                self.report = write_report(collected)
         if collected.rows.get("ioi-pair"):
             from report.ioi import write_ioi_report
 
-            self.ioi = write_ioi_report(collected)
+            with self._refused(session, lambda err: faults.results_not_written(err, results_dir)):
+                self.ioi = write_ioi_report(collected)
+        if self.report is not None and self.report.verdicts:
+            from report import golden
+
+            with self._refused(session, faults.golden_not_written):
+                golden.save_verdicts(self.report.verdicts)
+
+    @contextlib.contextmanager
+    def _refused(self, session, say):
+        """A file or folder the disk refuses (report.files.NotWritten) becomes one line, said in
+        the verdict, and the run's exit status 74; nothing of it was left half-written."""
+        from report.files import NotWritten
+
+        try:
+            yield
+        except NotWritten as err:
+            self.not_written.append(say(err))
+            session.exitstatus = faults.NOT_WRITTEN
 
     def pytest_terminal_summary(self, terminalreporter):
-        if self.report is not None or self.ioi is not None:
+        if self.report is not None or self.ioi is not None or self.not_written:
             terminalreporter.section("study verdict")
             from plugin.collection import print_setup
 
             print_setup(self.config)             # under xdist, not shown at collection
             for line in (self.report.summary_lines() if self.report else []) + (
-                    self.ioi.summary_lines() if self.ioi else []):
+                    self.ioi.summary_lines() if self.ioi else []) + self.not_written:
                 terminalreporter.write_line(line)
             self.peak_rss["controller" if self.peak_rss else "this process"] = peak_rss_gib()
             terminalreporter.write_line("peak resident memory: " + ", ".join(

@@ -23,7 +23,8 @@ from experiments.prompt_set import PromptSetError, locate_prompts
 from experiments.ioi_templates import generate_pairs
 from experiments.question import Prompt, locate_question
 from experiments.tokens import WordNotFound
-from models.loading import ModelNotAvailable, known_answer_of, read_config, read_tokenizer
+from models.loading import ModelNotAvailable, converted_in_cache, known_answer_of, read_config, read_tokenizer
+from plugin import faults
 from plugin.options import OPTIONS, Options
 
 
@@ -143,6 +144,10 @@ def _resolve(options: Options) -> Setup:
         prompt = locate_question(tokenizer, options.question, max_tokens)
     except (ModelNotAvailable, WordNotFound) as err:
         raise SetupError(str(err)) from None
+    except OSError as err:             # converting a bundled model: the cache refused it (models/loading.prepare)
+        if not converted_in_cache(choice):
+            raise
+        raise SetupError(faults.cache_unusable(err, choice)) from None
     try:
         prompts = locate_prompts(tokenizer, list(options.prompt_sentences), options.question, max_tokens,
                                  options.prompts_path)
@@ -185,6 +190,9 @@ def resolve_in_background(config, then=lambda: None) -> None:
         try:
             setup_of(config)
             then()
-        except SetupError:
-            pass                          # kept in the stash: setup_of raises it when asked
+        except Exception:
+            # A SetupError is kept in the stash: setup_of raises it when asked. Anything else (an
+            # import cut short by Ctrl-C or SIGTERM in the main thread) is raised again there, by
+            # setup_of resolving anew, if the run still asks: the thread has nothing to add.
+            pass
     threading.Thread(target=resolve, name="study-setup", daemon=True).start()

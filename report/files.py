@@ -4,6 +4,11 @@ half-written:
     publish(folder, {"summary.json": b"...", ...})   the results folder, replaced as a whole
     write_atomically(path, text)                     one file (golden verdicts), replaced whole
 
+A fault of the environment (a full disk, a folder that cannot be written) raises NotWritten,
+an OSError naming the folder or file that was to be written, once nothing of the attempt is
+left: no staging folder, no temporary file, the previous content as it was. The plugin says it
+in one line (plugin/faults.py).
+
 Two runs of the same question may finish at the same moment (two terminals, two CI jobs on
 one disk): their publishes take turns under a lock on the parent folder, so each leaves one
 complete report and the last one stays. Both runs measured the same thing, and reports
@@ -17,6 +22,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+class NotWritten(OSError):
+    """`target` could not be written (errno and strerror are the OSError's that stopped it);
+    nothing changed there: its previous content, if any, is as it was."""
+
+    def __init__(self, target: Path, err: OSError):
+        super().__init__(err.errno, err.strerror or str(err), str(target))
+        self.target = Path(target)
 
 
 @contextlib.contextmanager
@@ -38,8 +52,11 @@ def publish(folder: Path, files: dict[str, bytes]) -> None:
     under the parent's lock. Between them there is an instant with no folder at all: a reader
     sees the old complete report, the new one, or none, never a half-written one.
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
+    except OSError as err:
+        raise NotWritten(folder, err) from err
     old = None
     try:
         for name, data in files.items():
@@ -55,10 +72,12 @@ def publish(folder: Path, files: dict[str, bytes]) -> None:
                 if old is not None:                  # put the previous report back: nothing lost
                     os.replace(old / folder.name, folder)
                 raise
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
-        if old is not None:
+        if old is not None and not (old / folder.name).exists():   # never the previous report itself
             shutil.rmtree(old, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise NotWritten(folder, err) from err
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -66,15 +85,20 @@ def publish(folder: Path, files: dict[str, bytes]) -> None:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write `path` through a temporary file and a rename: readers and concurrent writers see
-    the old content or the new, never a truncated file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    the old content or the new, never a truncated file; NotWritten if the disk refuses it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as err:
+        raise NotWritten(path, err) from err
     try:
         with os.fdopen(fd, "w") as out:
             out.write(text)
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(err, OSError):
+            raise NotWritten(path, err) from err
         raise

@@ -7,7 +7,8 @@ tests/test_scales.py, and so on (the README's layout section maps every file to 
 Rows are sorted and floats printed with a fixed format, so the same measurements give
 byte-identical files however the run was spread over processes.
 
-Only a complete run is published, and as a whole (report/files.py `publish`).
+Only a complete run is published, and as a whole (report/files.py `publish`; a disk that
+refuses it raises report.files.NotWritten, with the previous report in place).
 """
 from __future__ import annotations
 
@@ -196,6 +197,7 @@ class Report:
     kind: object = None           # experiments.plan.RunKind: exploratory, confirmatory or known-answer
     crashed: list = field(default_factory=list)   # workers that died during the run
     published: bool = False
+    verdicts: dict | None = None  # the run's conclusions, for --update-golden to pin (report/golden.py)
 
     @property
     def complete(self) -> bool:
@@ -324,7 +326,7 @@ def write_report(collected) -> Report:
     files.update(figures(setup, collected))
     files["report.html"] = page(setup, collected, claims, files)
     publish(report.folder, files)
-    if o.update_golden and setup.prompts:          # the run's conclusions, pinned on purpose (report/golden.py)
-        golden.save_verdicts(golden.verdicts_of(files["claims.csv"].decode(), summary))
     report.published = True
+    if o.update_golden and setup.prompts:          # pinned on purpose by the plugin, once published
+        report.verdicts = golden.verdicts_of(files["claims.csv"].decode(), summary)
     return report

@@ -76,7 +76,13 @@ CASES = {
     "infinite sesoi": (["--sesoi", "inf"], "--sesoi: sesoi = inf must be a finite cosine difference"),
     "occurrence zero": (["--silence-word", "pineapple#0"], "occurrences are numbered from 1; use pineapple#1"),
     "occurrence zero in a pair": (["--pair", "pineapple:pizza#0"], "occurrences are numbered from 1; use pizza#1"),
-    "unwritable results folder": (["--results-dir", "{a_file}/results"], "cannot write there"),
+    "unwritable results folder": (["--results-dir", "{a_file}/results"],
+                                  "results cannot be created (a file stands on its path); pass a folder you can"),
+    "STUDY_CACHE that cannot be created": (["--model", "smollm2-135m-instruct"],
+                                           "STUDY_CACHE /proc/nocache cannot be created (no such file or directory): "
+                                           "smollm2-135m-instruct is converted and loaded from there; set STUDY_CACHE"),
+    "STUDY_CACHE under a file": (["--model", "smollm2-135m-instruct"],
+                                 "a-file/cache cannot be created (a file stands on its path)"),
     "hub model offline, no HF_HUB_OFFLINE": (["--model", "gpt2"], "the model hub cannot be reached from this machine"),
 }
 
@@ -117,6 +123,8 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, bert_folder):
     env = {"HF_HOME": str(tmp_path / "hf")} if "gpt2" in case or "hub" in case else None
     if "STUDY_DTYPE" in case:
         env = {"STUDY_DTYPE": "half"}
+    if "STUDY_CACHE" in case:           # /proc takes no new folder, whoever runs the test
+        env = {"STUDY_CACHE": "/proc/nocache" if "created" in case else str(tmp_path / "a-file" / "cache")}
     code, out = _pytest(*args, env=env, offline="HF_HUB_OFFLINE" not in case)
     assert code != 0, f"pytest accepted {args}:\n{out[-2000:]}"
     assert message in out, f"expected {message!r} in:\n{out[-2000:]}"

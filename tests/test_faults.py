@@ -1,10 +1,16 @@
 """Faults a run can meet on disk, each answered by one line that names the file and the fix
 (no traceback into json or pathlib): a corrupted golden file; a prompt file that is empty,
 also when it is not a regular file (`--prompts /dev/null`); a converted-model cache whose
-weights are truncated, altered or gone, or whose DONE record is unreadable."""
+weights are truncated, altered or gone, or whose DONE record is unreadable; a disk that is
+full, read-only or not writable while a report, a golden file or a conversion is written; and
+SIGTERM. (The same faults planted in whole runs: tests/test_plugin_runs.py.)"""
+import errno
 import hashlib
 import importlib.metadata
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -197,3 +203,127 @@ def test_golden_verdicts_are_written_whole(tmp_path, monkeypatch):
         files_module.write_atomically(path, '{"new": 2}\n')
     monkeypatch.undo()
     assert path.read_text() == '{"old": 1}\n' and [p.name for p in tmp_path.iterdir()] == ["v.json"]
+
+
+# ---------------------------------------------------------------------------------------
+# Faults of the environment (plugin/faults.py): a full disk, a folder that cannot be written,
+# SIGTERM. Each ends in one line, and nothing of the attempt is left behind.
+# ---------------------------------------------------------------------------------------
+
+FAULTS = {"full": (errno.ENOSPC, "is full (no space left on device)"),
+          "over-quota": (errno.EDQUOT, "is over its disk quota"),
+          "read-only": (errno.EROFS, "is on a read-only filesystem"),
+          "not-writable": (errno.EACCES, "is not writable by this user (permission denied)")}
+
+
+def _refusing(code: int):
+    """A fake Path.write_bytes for a disk that refuses `code`: writes half of the bytes, then raises."""
+    write_bytes = Path.write_bytes
+
+    def write(path, data):
+        write_bytes(path, data[:len(data) // 2])
+        raise OSError(code, os.strerror(code))
+    return write
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_refused_publish_is_one_line_and_leaves_the_previous_report_alone(tmp_path, monkeypatch, fault):
+    from plugin import faults
+    from report.files import NotWritten, publish
+
+    code, said = FAULTS[fault]
+    folder = tmp_path / "model" / "question"
+    publish(folder, {"summary.json": b'{"complete": true}', "report.html": b"<h1>previous</h1>"})
+    monkeypatch.setattr(Path, "write_bytes", _refusing(code))
+    with pytest.raises(NotWritten) as caught:
+        publish(folder, {"summary.json": b'{"new": 1}' * 100, "report.html": b"<h1>new</h1>" * 100})
+    monkeypatch.undo()
+    assert caught.value.errno == code and caught.value.target == folder
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"summary.json": b'{"complete": true}',
+                                                                 "report.html": b"<h1>previous</h1>"}
+    assert [p.name for p in folder.parent.iterdir()] == ["question"], "a staging folder was left behind"
+    line = faults.results_not_written(caught.value, tmp_path)
+    assert line.startswith(f"--results-dir {tmp_path} {said}: nothing was published, {folder} keeps the previous "
+                           "complete report, if any; ")
+    assert "\n" not in line and line.endswith("pass another --results-dir")
+
+
+def test_a_golden_file_the_disk_refuses_keeps_its_previous_content(tmp_path, monkeypatch):
+    """write_atomically (golden numbers and verdicts): ENOSPC while writing leaves the old file and
+    no temporary file, and says so in one line."""
+    from plugin import faults
+    from report import files as files_module
+    from report.files import NotWritten
+
+    path = tmp_path / "golden" / "smollm2.json"
+    golden.save(path, {"tokens": [1]}, {"torch": "x"})
+    before = path.read_bytes()
+    real = os.fdopen
+
+    class FullDisk:                     # the file object of a disk with room for 10 bytes
+        def __init__(self, fd, mode):
+            self.file = real(fd, mode)
+
+        def write(self, text):
+            self.file.write(text[:10])
+            self.file.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+    monkeypatch.setattr(files_module.os, "fdopen", FullDisk)
+    with pytest.raises(NotWritten) as caught:
+        golden.save(path, {"tokens": [2]}, {"torch": "y"})
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == ["smollm2.json"]
+    line = faults.golden_not_written(caught.value)
+    assert line.startswith(f"golden file {path}: {path.parent} is full (no space left on device): not written, "
+                           "the previous one is kept; free space there") and "\n" not in line
+
+
+def test_a_conversion_the_cache_refuses_leaves_no_partial_model(tmp_path, monkeypatch):
+    """ENOSPC half-way through converting a bundled model: the half-written checkpoint is removed
+    (the next run converts anew), and the plugin's line names STUDY_CACHE and the fix."""
+    from plugin import faults
+
+    model = bundled.Bundled("tiny-fake", "Tiny, Q8", "pytest", importlib.metadata.version("pytest"), "tiny.gguf")
+    monkeypatch.setitem(bundled.BUNDLED, model.name, model)
+    monkeypatch.setenv("STUDY_CACHE", str(tmp_path))
+
+    def half(model, target, workdir):
+        target.mkdir(parents=True)
+        (target / "model.safetensors").write_bytes(WEIGHTS[:100])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(bundled, "_write_checkpoint", half)
+    choice = resolve(model.name)
+    with pytest.raises(OSError) as caught:
+        prepare(choice)
+    assert [p.name for p in tmp_path.iterdir()] == [".tiny-fake.lock"], "a partial conversion was left behind"
+    line = faults.cache_unusable(caught.value, choice)
+    assert line.startswith(f"STUDY_CACHE {tmp_path} is full (no space left on device): tiny-fake is converted")
+    assert "\n" not in line and "set STUDY_CACHE to a folder you can write to" in line
+
+
+def test_sigterm_raises_terminated_once():
+    """SIGTERM becomes a KeyboardInterrupt (pytest's Ctrl-C path); a second one, as `timeout`
+    sends to the whole process group, is ignored while the run stops."""
+    from plugin import faults
+
+    handler = faults.SigtermAsCtrlC()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with pytest.raises(faults.Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)                           # the handler runs at the next bytecode
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert handler.received and issubclass(faults.Terminated, KeyboardInterrupt)
+    assert faults.interrupted_line(faults.Terminated()) == (
+        "run interrupted by SIGTERM: report not written; the results folder keeps the previous complete report, "
+        "if any")
+    assert faults.interrupted_line(KeyboardInterrupt()).startswith("run interrupted: report not written; ")

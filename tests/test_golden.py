@@ -10,7 +10,9 @@ import torch
 
 from experiments.question import Question, synthetic_prompt
 from experiments.study import measure_study
+from plugin import faults
 from report import golden
+from report.files import NotWritten
 from report.results import versions
 from tests.tiny_models import tiny
 
@@ -23,7 +25,10 @@ def _gate(path: Path, actual: dict, update: bool, not_measured: tuple[str, ...] 
     """Compare `actual` with the golden file; kinds in `not_measured` are left out on purpose
     (this run's options do not produce them), every other golden value must be present."""
     if update and not not_measured:       # only a run that measures everything rewrites the file;
-        golden.save(path, actual, versions())   # another run (the confirmation half, say) is gated as usual
+        try:                              # another run (the confirmation half, say) is gated as usual
+            golden.save(path, actual, versions())
+        except NotWritten as err:         # a full disk, a read-only checkout: one line, the old file kept
+            pytest.fail(faults.golden_not_written(err), pytrace=False)
         return
     expected = golden.load(path)
     assert expected is not None, f"no golden file {path}: create it with pytest --update-golden and commit it"

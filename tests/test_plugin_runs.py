@@ -8,6 +8,7 @@ tests/test_reports_are_reproducible.py.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -139,21 +140,38 @@ def test_a_bfloat16_run_names_its_dtype_in_the_header_and_summary(tiny, tmp_path
 # nothing lost: the previous complete report stays unless a complete run replaces it.
 # ---------------------------------------------------------------------------------------
 
-def _previous_report(tiny, results: Path) -> Path:
+@pytest.fixture(scope="module")
+def questions(tiny, tmp_path_factory) -> dict[str, Path]:
+    """{"study", "ioi"}: the results folders of the tiny model's default question and of its IOI
+    study, relative to --results-dir, as a run's header names them."""
+    results = tmp_path_factory.mktemp("question")
+    proc = run("-m", "study or ioi", "-p", "no:xdist", "--collect-only", f"--model={tiny}", f"--results-dir={results}")
+    lines = proc.stdout.splitlines()
+    study = next(line for line in lines if line.startswith("results: "))
+    ioi = next(line for line in lines if line.startswith("IOI: "))
+    return {name: Path(line.rpartition("results: ")[2]).relative_to(results)
+            for name, line in (("study", study), ("ioi", ioi))}
+
+
+@pytest.fixture(scope="module")
+def question(questions) -> Path:
+    return questions["study"]
+
+
+def _previous_report(results: Path, question: Path) -> Path:
     """A stand-in for an earlier complete report, in the folder this run's question writes to."""
-    proc = run("-m", "study", "-p", "no:xdist", "--collect-only", f"--model={tiny}", f"--results-dir={results}")
-    folder = Path(next(line for line in proc.stdout.splitlines() if line.startswith("results: "))[9:])
+    folder = results / question
     folder.mkdir(parents=True)
     (folder / "summary.json").write_text('{"complete": true}')
     return folder
 
 
 @pytest.mark.parametrize("when", ["after", "during"])
-def test_a_worker_killed_mid_run_makes_it_partial_and_publishes_nothing(tiny, tmp_path, when):
+def test_a_worker_killed_mid_run_makes_it_partial_and_publishes_nothing(tiny, question, tmp_path, when):
     """SIGKILL on worker gw1 as its second item ends (its rows already shipped: the run could
     look complete, the crashed item failed) or starts (its rows lost). Either way the run says
     PARTIAL and names the crash, exits non-zero, and the previous report stays untouched."""
-    previous = _previous_report(tiny, tmp_path)
+    previous = _previous_report(tmp_path, question)
     proc = run("-m", "study", "-n", "2", f"--model={tiny}", f"--results-dir={tmp_path}",
                env={"PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": f"kill gw1 {when} 2"})
     out = proc.stdout + proc.stderr
@@ -181,3 +199,158 @@ def test_two_runs_of_one_question_at_once_leave_one_complete_report(tiny, tmp_pa
     assert [p.name for p in (together / "tiny-random-gpt2").iterdir()] == [folder.name], "leftovers beside the report"
     files = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert {p.name: p.read_bytes() for p in (together / "tiny-random-gpt2" / folder.name).iterdir()} == files
+
+
+# ---------------------------------------------------------------------------------------
+# Faults of the environment (plugin/faults.py), in whole runs: SIGTERM, a full --results-dir,
+# a STUDY_CACHE that cannot take the model. Each ends in one line, with no traceback and the
+# exit status the README states; the previous report stays byte-identical, and nothing is left
+# behind: no staging folder, no shard store, no worker.
+# ---------------------------------------------------------------------------------------
+
+SPREADS = {"n0": ["-p", "no:xdist"], "n2": ["-n", "2"]}
+NOISE = ("Traceback", "PluggyTeardownRaisedWarning", "cannot send", "[Errno")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _alive_in_session(session: int) -> list[str]:
+    """The processes of `session` (a run started in a session of its own) still running, as ps shows them."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            command, fields = stat.read_text().rsplit(")", 1)
+        except OSError:                                    # gone meanwhile
+            continue
+        state, _, _, sid = fields.split()[:4]
+        if int(sid) == session and state != "Z":
+            alive.append(f"{stat.parent.name} {command.split('(', 1)[1]}")
+    return alive
+
+
+@pytest.mark.parametrize("spread, to", [("n0", "the process"), ("n2", "the controller"), ("n2", "the process group")],
+                         ids=["n0", "n2-controller", "n2-group"])
+def test_sigterm_ends_the_run_in_one_sentence_and_keeps_the_previous_report(tiny, question, tmp_path, spread, to):
+    """SIGTERM once the first study item passed, as a container stop sends it (to the controller) or
+    `timeout` and CI runners do (to the whole process group): pytest's Ctrl-C path, exit status 143."""
+    results, tmp = tmp_path / "results", tmp_path / "tmp"
+    tmp.mkdir()
+    previous = _previous_report(results, question)
+    before = _files(previous)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-v", "-p", "no:randomly", "-m", "study",
+                             *SPREADS[spread], f"--model={tiny}", f"--results-dir={results}"], cwd=ROOT, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if " PASSED" in line:
+            (os.killpg if to == "the process group" else os.kill)(proc.pid, signal.SIGTERM)
+            break
+    seen.extend(proc.stdout)
+    proc.wait(timeout=120)
+    out = "".join(seen)
+    assert proc.returncode == 143, out[-3000:]
+    assert out.count("run interrupted by SIGTERM: report not written; the results folder keeps the previous "
+                     "complete report, if any\n") == 1, out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    assert _files(previous) == before
+    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
+    assert not list(tmp.glob("head-silencing-shards-*")), "the shard store was left behind"
+    assert _alive_in_session(proc.pid) == [], "workers outlived the run"
+
+
+def test_sigterm_while_the_report_is_published_keeps_the_previous_one(tiny, question, tmp_path):
+    """The signal lands inside publish (tests/fault_injection.py): the staging folder is removed,
+    the previous report stays, and the run says so in the same sentence, exit status 143."""
+    previous = _previous_report(tmp_path, question)
+    before = _files(previous)
+    proc = run("-m", "study", "-p", "no:xdist", f"--model={tiny}", f"--results-dir={tmp_path}",
+               env={"PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": "sigterm while publishing"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 143, out[-3000:]
+    assert out.count("run interrupted by SIGTERM: report not written; the results folder keeps the previous "
+                     "complete report, if any\n") == 1, out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    assert _files(previous) == before
+    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
+
+
+@pytest.mark.parametrize("study, spread", [("study", "n2"), ("ioi", "n0")], ids=["study-n2", "ioi-n0"])
+def test_a_full_results_dir_is_one_line_and_publishes_nothing(tiny, questions, tmp_path, study, spread):
+    """Every file written into --results-dir stops half-way with ENOSPC (tests/fault_injection.py):
+    one line names the folder, says it is full and that the previous report is kept; exit status 74.
+    (The study under -n 0, on a real full filesystem: the next test.)"""
+    previous = _previous_report(tmp_path, questions[study])
+    before = _files(previous)
+    proc = run("-m", study, *SPREADS[spread], f"--model={tiny}", f"--results-dir={tmp_path}",
+               env={"PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": "full results-dir"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 74, out[-3000:]
+    assert [line for line in out.splitlines() if "is full" in line] == [
+        f"--results-dir {tmp_path} is full (no space left on device): nothing was published, {previous} keeps the "
+        "previous complete report, if any; free space there or pass another --results-dir"], out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    assert _files(previous) == before
+    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
+
+
+def test_a_really_full_filesystem_says_the_same_line(tiny, question, tmp_path):
+    """The same on a real 64 KiB tmpfs, mounted in a user namespace of its own (no root needed where
+    the kernel allows those; skipped where it does not)."""
+    import shutil
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    unshare = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c"]
+    mount_it = f"mount -t tmpfs -o size=64k tmpfs {mount}"
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare (util-linux) to mount a small tmpfs without root")
+    probe = subprocess.run([*unshare, mount_it], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this machine mounts no tmpfs without root: {probe.stderr.strip()}")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    previous = mount / question
+    script = (f"{mount_it} && mkdir -p {previous} && printf '{{\"complete\": true}}' > {previous}/summary.json && "
+              f"{sys.executable} -m pytest -q -p no:randomly -m study -p no:xdist --model={tiny} "
+              f"--results-dir={mount}; echo rc=$?; cd {mount} && find . | sort && cat {previous}/summary.json")
+    proc = subprocess.run([*unshare, script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert "\nrc=74\n" in out, out[-3000:]
+    assert f"--results-dir {mount} is full (no space left on device): nothing was published, {previous} keeps" in out
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    listing = out.split("rc=74\n")[1].splitlines()
+    assert listing == [".", f"./{question.parts[0]}", f"./{question}", f"./{question}/summary.json",
+                       '{"complete": true}'], "the previous report changed, or a staging folder was left behind"
+
+
+def test_a_cache_that_cannot_be_created_stops_an_xdist_run_at_start_up_in_one_line():
+    """As under -n 0 (tests/test_bad_input.py): the controller stops before it starts a worker."""
+    proc = run("-m", "study", "-n", "2", "--model=smollm2-135m-instruct", env={"STUDY_CACHE": "/proc/nocache"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    assert [line for line in out.splitlines() if line.startswith("ERROR:")] == [
+        "ERROR: STUDY_CACHE /proc/nocache cannot be created (no such file or directory): smollm2-135m-instruct is "
+        "converted and loaded from there; set STUDY_CACHE to a folder you can write to, or unset it for "
+        "~/.cache/head-silencing"], out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+
+
+def test_a_cache_that_fills_up_while_converting_keeps_no_partial_model(tmp_path):
+    """STUDY_CACHE full half-way through converting SmolLM2 (tests/fault_injection.py): one line at
+    collection, and nothing of the conversion left but its lock file."""
+    cache = tmp_path / "cache"
+    proc = run("-m", "study", "-p", "no:xdist", "--model=smollm2-135m-instruct", env={
+        "STUDY_CACHE": str(cache), "PYTEST_PLUGINS": "tests.fault_injection", "STUDY_FAULT": "full cache"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    assert [line for line in out.splitlines() if line.startswith("ERROR:")] == [
+        f"ERROR: STUDY_CACHE {cache} is full (no space left on device): smollm2-135m-instruct is converted and "
+        "loaded from there; free space there or set STUDY_CACHE to a folder you can write to, or unset it for "
+        "~/.cache/head-silencing"], out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    assert [p.name for p in cache.iterdir()] == [".smollm2-135m-instruct.lock"]
