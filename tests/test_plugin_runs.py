@@ -39,27 +39,59 @@ def summary(results: Path) -> dict:
     return json.loads(found.read_text())
 
 
-@pytest.mark.parametrize("spread", [["-n", "2"], ["--tx", f"2*popen//python={sys.executable}"], ["-p", "no:xdist"]],
-                         ids=["two-workers", "two-gateways", "one-process"])
-def test_each_shard_is_computed_once_and_claims_across_shards_are_items(tiny, tmp_path, spread):
-    junit = tmp_path / "junit.xml"
-    proc = run("-m", "study", "-v", "-v", f"--model={tiny}", f"--results-dir={tmp_path}", f"--junitxml={junit}",
-               *spread)
+RUN_SPREADS = {"two-workers": ["-n", "2"], "two-gateways": ["--tx", f"2*popen//python={sys.executable}"],
+           "one-process": ["-p", "no:xdist"]}
+
+
+@pytest.fixture(scope="module")
+def three_spreads(tiny, tmp_path_factory):
+    """{spread: (process, results folder, junit path)}: the study on the tiny model, run over two
+    xdist workers, two execnet gateways (the transport xdist uses to reach other machines) and
+    one process."""
+    out = {}
+    for name, spread in RUN_SPREADS.items():
+        folder = tmp_path_factory.mktemp(name)
+        junit = folder / "junit.xml"
+        proc = run("-m", "study", "-v", "-v", f"--model={tiny}", f"--results-dir={folder}", f"--junitxml={junit}",
+                   *spread)
+        out[name] = (proc, folder, junit)
+    return out
+
+
+@pytest.mark.xdist_group("plugin-spreads")
+@pytest.mark.parametrize("spread", list(RUN_SPREADS))
+def test_each_shard_is_computed_once_and_claims_across_shards_are_items(three_spreads, spread):
+    proc, folder, junit = three_spreads[spread]
     out = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1), out[-3000:]            # random weights may refute claims
-    if spread[0] != "-p":                                    # xdist: each shard's items ran on one worker
+    if spread != "one-process":                              # xdist: each shard's items ran on one worker
         workers = {}
         for line in out.splitlines():
             if line.startswith("[gw") and "@" in line:
                 workers.setdefault(line.rsplit("@", 1)[1].split()[0], set()).add(line.split("]")[0])
         assert workers and all(len(w) == 1 for w in workers.values()), f"groups split over workers: {workers}"
-    shards = summary(tmp_path)["shards"]
+    shards = summary(folder)["shards"]
     assert shards and set(shards.values()) == {1}, f"shards computed more than once: {shards}"
     assert {"study", "top-k"} <= set(shards) and any(s.startswith("prompts-") for s in shards)
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")
              if c.get("classname") == "tests.across_shards"}
     assert "test_zero_blocks_significant_after_bonferroni" in cases, sorted(cases)
     assert "each computed once" in out
+
+
+@pytest.mark.xdist_group("plugin-spreads")
+def test_reports_are_byte_identical_over_workers_gateways_and_one_process(three_spreads):
+    """The same bytes in every file of the report, however the run was spread (the real model's
+    serial and -n 2 runs: tests/test_reports_are_reproducible.py)."""
+    def files(folder):
+        (report,) = folder.glob("*/*/summary.json")
+        return {p.name: p.read_bytes() for p in sorted(report.parent.iterdir())}
+    reference = files(three_spreads["one-process"][1])
+    assert {"claims.csv", "heads.csv", "controls.csv", "report.html"} <= set(reference)
+    for name in ("two-workers", "two-gateways"):
+        other = files(three_spreads[name][1])
+        assert other.keys() == reference.keys(), name
+        assert not [f for f in other if other[f] != reference[f]], f"{name} wrote other bytes"
 
 
 def test_a_refuted_claim_across_shards_fails_the_run(tiny, tmp_path):
