@@ -18,13 +18,16 @@ import pytest
 from metrics import outcomes
 
 TOOL_ERROR = "the tool failed while deciding this claim: an error, not a result"
+PYTEST_CODE = Path(pytest.__file__).resolve().parents[1] / "_pytest"         # where pytest.fail raises
 
 
 def outcome_of_exception(excinfo, own_file: str | Path) -> str:
     """"refuted" when `excinfo` is an assertion (or pytest.fail) raised in `own_file`, else "error"."""
     if not excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
         return outcomes.ERROR
-    where = Path(str(excinfo.traceback[-1].path)).resolve() if excinfo.traceback else None
+    # The innermost frame outside pytest itself: pytest.fail raises inside _pytest/outcomes.py.
+    frames = [entry for entry in excinfo.traceback if Path(str(entry.path)).resolve().parent != PYTEST_CODE]
+    where = Path(str(frames[-1].path)).resolve() if frames else None
     return outcomes.REFUTED if where == Path(own_file).resolve() else outcomes.ERROR
 
 

@@ -94,10 +94,8 @@ def test_only_an_assertion_in_the_claims_own_file_refutes_it(tmp_path):
     assert outcome_of_exception(raised(ValueError("not finite")), here) == "error"
 
 
-@pytest.mark.xfail(strict=True, reason="plugin/verdicts.py reads the innermost traceback frame, which for "
-                   "pytest.fail is in _pytest/outcomes.py, so pytest.fail in a claim's own file is an error, "
-                   "not refuted as its docstring says (reported, not fixed: the decision code is frozen)")
 def test_pytest_fail_in_the_claims_own_file_refutes_it():
+    """pytest.fail raises inside pytest's own code: the frame that counts is the claim's, which called it."""
     def claim():
         pytest.fail("the claim's test found what the claim rules out")
     assert outcome_of_exception(raised_by(claim), Path(__file__)) == "refuted"
