@@ -39,6 +39,7 @@ def _gate(path: Path, actual: dict, update: bool, not_measured: tuple[str, ...] 
 
 
 @pytest.mark.study
+@pytest.mark.data("study sentence")       # the study sentence's numbers (and, on the exploration half, head means)
 @pytest.mark.xdist_group("golden")        # reads every prompt chunk: scheduled after them
 def test_study_numbers_match_golden(shards, setup, pytestconfig):
     """Regression gate: the study's numbers on this model equal the checked-in golden ones."""
