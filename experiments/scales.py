@@ -26,17 +26,23 @@ measured on the first ones; the "top" heads are chosen on the others (`select_he
 no prompt both selects and confirms.
 
 Cost: one batched forward pass (n_layers + 1 rows) per intervention and prompt; every
-block's intervention rides in its own batch row (the hooks' `rows`).
+block's intervention rides in its own batch row (the hooks' `rows`). engine="fast" (default)
+runs that pass as hooks.resumed_pass does: row L only from block L on (before, it is the
+clean row), and, for the kinds at the token, only at positions token.. (before, every row
+is clean); about a quarter of the plain pass's work on SmolLM2's test sentences. One row
+(the last block's, WITNESS) runs every block, so that "nothing changes before its block"
+stays a computed fact on the real model. engine="naive" is the plain batched pass, the
+reference; both agree to the engine's bound (hooks/precision.py). The top-k rows keep the
+plain pass.
 """
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
 
 from experiments.question import Prompt
-from hooks import ablate, layout_of, scale_block
+from hooks import ablate, layout_of, resumed_pass, scale_block
 from metrics.readouts import cosine_per_block, kl, log_prob_of, next_token_log_probs
 
 # Per block, ordered from the smallest to the largest intervention (the x-axis of scales.png).
@@ -44,6 +50,11 @@ KINDS = ("top head @ token", "top head @ every token", "all heads @ token",
          "update x1.5 @ token", "update x0.5 @ token", "update x0 @ token")
 # The positive control among them (analysis plan: skip_block_control): the block skipped at the token.
 SKIP_BLOCK = KINDS[-1]
+# The one kind that edits positions before the token: its rows resume at their block, at every position.
+EVERY_TOKEN = KINDS[1]
+# The row that runs every block in the fast ladder (the others start at their own): the last
+# block's, which has the most earlier blocks to leave unchanged (tests/test_scales.py reads them).
+WITNESS = -1
 
 
 def slug(kind: str) -> str:
@@ -118,37 +129,48 @@ class TopKMeasurement:
 
 
 @torch.no_grad()
-def _batched(model, prompt: Prompt, n: int, install) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One forward pass of `n` copies of the prompt + one clean row (the last).
-
-    install(stack, row) enters the interventions of each row < n. Returns Δcos per block
-    [n, n_blocks], Δlogprob [n] and KL [n], all against the clean row.
-    """
-    pair = prompt.tested
-    device = next(model.parameters()).device
-    ids = torch.tensor([prompt.tokens.ids], device=device).expand(n + 1, -1)
-    with ExitStack() as stack:
-        for row in range(n):
-            install(stack, row)
-        out = model.base_model(ids, output_hidden_states=True)
-    cos = cosine_per_block(out.hidden_states, pair.i, pair.j).cpu()
+def deltas(model, prompt: Prompt, states) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The readouts of one batched pass of n edited copies of the prompt + one clean row (the
+    last): hidden_states (n_blocks + 1 tensors [n + 1, seq, d]) -> Δcos per block [n, n_blocks],
+    Δlogprob [n] (nats) and KL [n] (nats), all against the clean row, on the CPU."""
+    pair, n = prompt.tested, states[0].shape[0] - 1
+    cos = cosine_per_block(states, pair.i, pair.j).cpu()
     j, last = pair.j, len(prompt.tokens.ids) - 1
-    logp = next_token_log_probs(model, out.hidden_states[-1], [j - 1, last]).cpu()
+    logp = next_token_log_probs(model, states[-1], [j - 1, last]).cpu()
     lp = log_prob_of(logp[:, 0], prompt.tokens.ids[j])
     return cos[:n] - cos[n], lp[:n] - lp[n], kl(logp[n:, 1], logp[:n, 1])
 
 
 @torch.no_grad()
-def measure_kind(model, prompts: list[Prompt], kind: str, selection: Selection) -> ScaleMeasurement:
-    """One kind on every test prompt: per prompt one batched pass, block L's intervention in row L."""
+def _batched(model, prompt: Prompt, starts: list[int], token: int | None, install,
+             engine: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`deltas` of one forward pass of len(starts) copies of the prompt + one clean row, as
+    hooks.resumed_pass runs it (starts, token: its promise about the rows' interventions;
+    install(stack, r, row, offset) enters row r's on batch row `row`, positions shifted by
+    `offset`)."""
+    ids = torch.tensor([prompt.tokens.ids], device=next(model.parameters()).device)
+    return deltas(model, prompt, resumed_pass(model, ids, token, starts, install, engine))
+
+
+@torch.no_grad()
+def measure_kind(model, prompts: list[Prompt], kind: str, selection: Selection,
+                 engine: str = "fast") -> ScaleMeasurement:
+    """One kind on every test prompt: per prompt one batched pass, block L's intervention in
+    row L (engine: "fast", the resumed pass, or "naive", the plain one; module docstring)."""
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}: use one of {KINDS}")
     layout = layout_of(model)
     nL, nH = layout.n_layers, layout.n_heads
     if any(p.tested.j == 0 for p in prompts):
         raise ValueError("the tested pair's second word is the first token: there is no log-prob to read")
-    per = [_batched(model, p, nL, lambda stack, L, p=p: _enter(
-        stack, model, kind, L, p.token, L, selection.top_heads[L], nH)) for p in prompts]
+    # Block L's intervention changes nothing before block L, and (but for EVERY_TOKEN) nothing
+    # before the token; WITNESS starts at block 0 all the same.
+    starts = list(range(nL))
+    starts[WITNESS] = 0
+    per = [_batched(model, p, starts, None if kind == EVERY_TOKEN else p.token,
+                    lambda stack, L, row, offset, p=p: _enter(stack, model, kind, L, p.token - offset, row,
+                                                              selection.top_heads[L], nH), engine)
+           for p in prompts]
     ripple = torch.stack([c for c, _, _ in per], -1)                          # [nL, n_blocks, P]
     return ScaleMeasurement(kind, list(selection.top_heads), torch.stack([ripple[L, L] for L in range(nL)]),
                             ripple, torch.stack([lp for _, lp, _ in per], -1), torch.stack([k for _, _, k in per], -1))
@@ -161,9 +183,9 @@ def measure_top_k(model, prompts: list[Prompt], ks, selection: Selection) -> Top
     sites = selection.ranked[:max(ks, default=0)]
     out = []
     for p in prompts:
-        def rows(stack, row, p=p):
-            for L, h in sites[:ks[row]]:
-                stack.enter_context(ablate(model, L, h, p.token, rows=[row]))
-        out.append(_batched(model, p, len(ks), rows))
+        def rows(stack, r, row, offset, p=p):
+            for L, h in sites[:ks[r]]:
+                stack.enter_context(ablate(model, L, h, p.token - offset, rows=[row]))
+        out.append(_batched(model, p, [0] * len(ks), None, rows, engine="naive"))
     return TopKMeasurement(ks, sites, torch.stack([c[:, -1] for c, _, _ in out], -1),
                            torch.stack([lp for _, lp, _ in out], -1), torch.stack([k for _, _, k in out], -1))

@@ -94,9 +94,10 @@ class Shards:
 
     def scale_part(self, kind: str, index: int) -> scales.ScaleMeasurement:
         """One kind of the ladder on its test sentence `index`: a shard of its own (one batched pass
-        of n_layers rows), so that the ladder, the heaviest work of a run, spreads over workers."""
+        of n_layers rows, resumed per row unless the run's engine is "naive"), so that the
+        ladder, the heaviest work of a run, spreads over workers."""
         return self._get(scale_part_name(kind, index), lambda: scales.measure_kind(
-            self.model, [self.test_prompts(kind)[index]], kind, self.selection()))
+            self.model, [self.test_prompts(kind)[index]], kind, self.selection(), self.engine))
 
     def scale(self, kind: str) -> scales.ScaleMeasurement:
         """One kind of the ladder on every one of its test sentences, joined from its parts."""

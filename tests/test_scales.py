@@ -32,7 +32,12 @@ def _skip_without_prompts(setup):
 
 def test_an_intervention_changes_nothing_before_its_block(shards, scale_part, setup):
     """Invariant of the hooked forward pass, on the real model, on each test sentence: an
-    intervention confined to block L leaves every earlier block's output exactly unchanged."""
+    intervention confined to block L leaves every earlier block's output exactly unchanged.
+
+    The fast ladder runs row L only from block L on (before, it is the clean row by
+    construction), except its witness row (scales.WITNESS, the last block's), which runs every
+    block: on the fast engine this test is about that row; on --engine naive, about every
+    row. tests/test_ladder.py checks every row of the plain pass on tiny models."""
     _skip_without_prompts(setup)
     kind, index = scale_part
     m = shards.scale_part(kind, index)                          # ripple [n_layers, n_blocks, 1 sentence]
@@ -93,7 +98,8 @@ def test_top_k_heads_silenced_together_move_the_last_block(shards, setup, record
 @pytest.mark.xdist_group("ladder-batched-hooks")
 def test_batched_hooks_agree_with_the_exact_sweep(shards, setup):
     """Two routes, one number, on the real model: "top head @ token" through ablate(rows=[L]) in
-    one batched plain forward pass equals the fast sweep's number for that head (1e-5)."""
+    one batched hooked pass (resumed per row unless --engine naive) equals the fast sweep's
+    number for that head (1e-5)."""
     _skip_without_prompts(setup)
     if setup.options.ablation != "zero":
         pytest.skip("the prompt sweep used another ablation than zeros")
