@@ -246,6 +246,61 @@ def rule_hashes(root: Path = ROOT) -> tuple:
 
 
 @dataclass(frozen=True)
+class ClaimPlan:
+    """A claim file's own plan (README, "Your own claim"): the entries of `<file>.plan.toml`
+    next to it, each with a value, a reason and a history, as in analysis_plan.toml, but
+    whichever entries the claims need. `plan.effect` or `plan["effect"]` reads one; the
+    sha256 covers the file, so the report can say which plan judged a claim, and the study's
+    own plan stays untouched."""
+
+    path: Path
+    values: dict
+    reasons: dict
+    histories: dict
+    source: str
+
+    def __getitem__(self, name: str):
+        if name not in self.values:
+            raise KeyError(f"{self.path.name} has no entry [{name}]; add it with a value, a reason and a history")
+        return self.values[name]
+
+    def __getattr__(self, name: str):
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(f"{self.__dict__.get('path', 'the claim plan')} has no entry [{name}]")
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    def fails_run(self, outcome: str) -> bool:
+        return outcome in self.values.get("fail_on", ("refuted",))
+
+
+def load_claim_plan(claim_file) -> ClaimPlan:
+    """The plan of a claim file: `<claim file without .py>.plan.toml` beside it, every entry with a
+    value, a non-empty reason and a history ending with the value (PlanError naming the entry)."""
+    path = Path(claim_file).with_suffix(".plan.toml")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise PlanError(f"{path}: cannot read the claim's plan ({err}); write it beside {Path(claim_file).name}, "
+                        "one [entry] with value, reason and history per number the claim uses") from None
+    values, reasons, histories = {}, {}, {}
+    for name, entry in data.items():
+        if not isinstance(entry, dict) or set(entry) != {"value", "reason", "history"}:
+            raise PlanError(f"{path}: [{name}] must hold exactly `value`, `reason` and `history`")
+        if not isinstance(entry["reason"], str) or not entry["reason"].strip():
+            raise PlanError(f"{path}: [{name}] has no reason; every number of the plan needs one")
+        value = tuple(entry["value"]) if isinstance(entry["value"], list) else entry["value"]
+        values[name], reasons[name] = value, entry["reason"].strip()
+        histories[name] = _checked_history(name, entry["history"], value, str(path))
+    return ClaimPlan(path, values, reasons, histories, text)
+
+
+@dataclass(frozen=True)
 class RunKind:
     """Exploratory or confirmatory, and why (the report's headline says it)."""
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from experiments.question import SENTENCE
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+DATA = Path(__file__).resolve().parents[1] / "claims" / "data"
 # The named prompt sets (--prompts NAME): the two halves of the population and the held-out set.
 HALVES = {"exploration": DATA / "sentences_exploration.txt", "same-templates": DATA / "sentences_same_templates.txt",
           "confirmation": DATA / "sentences_confirmation.txt"}

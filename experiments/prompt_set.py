@@ -45,7 +45,7 @@ def read_prompt_set(path: Path) -> tuple[list[str], list[str]]:
     path = Path(path)
     if not path.exists():
         raise PromptSetError(f"--prompts {path}: no such file; pass a text file with one sentence a line "
-                             "(e.g. tests/data/sentences_exploration.txt)")
+                             "(e.g. claims/data/sentences_exploration.txt)")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -62,7 +62,7 @@ def read_prompt_set(path: Path) -> tuple[list[str], list[str]]:
     templates = [f.group(1) for f in found] if all(found) and found else [f"S{i:03d}" for i in range(1, len(lines) + 1)]
     if not sentences:
         raise PromptSetError(f"--prompts {path}: is empty (no sentence in it); pass a text file with one sentence "
-                             f"a line, at least {MIN_PROMPTS} (e.g. tests/data/sentences_exploration.txt)")
+                             f"a line, at least {MIN_PROMPTS} (e.g. claims/data/sentences_exploration.txt)")
     if len(sentences) < MIN_PROMPTS:
         raise PromptSetError(f"--prompts {path}: {len(sentences)} sentence(s); the across-prompt tests need at "
                              f"least {MIN_PROMPTS} (one sentence a line, # for comments)")

@@ -8,6 +8,7 @@
     units.scale(kind)              the same on every test sentence (joined from the parts)
     units.top_k()                  TopKMeasurement: the top-k heads silenced together
     units.ioi_chunk(indices)       IOIChunk: every head patched from the donor, some IOI pairs
+    units.compute(name, function)  a claim file's own shard: function(model)
 
 `get(name, compute)` (plugin/store.py) computes each shard once per run, whichever pytest
 worker asks first, and hands every later caller the stored result; `load_model` is only
@@ -49,6 +50,11 @@ class Shards:
     def _get(self, name: str, compute: Callable):
         """The store's shard `name`; the model is loaded before the shard's time starts."""
         return self.get(name, compute, before=self._load_model)
+
+    def compute(self, name: str, function: Callable):
+        """A shard of a claim file's own (README, "Your own claim"): function(model), computed
+        once per run, whichever worker asks first; `name` must be unique to it."""
+        return self._get(name, lambda: function(self.model))
 
     def study(self):
         return self._get("study", lambda: measure_study(self.model, self.prompt, self.engine))

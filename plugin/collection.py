@@ -34,8 +34,6 @@ BACKGROUND = pytest.StashKey[bool]()  # the controller resolves its setup in a t
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): the shard whose items run on one xdist worker")
-    config.addinivalue_line("markers", "data(what): what a claim's data are: 'study sentence' or 'population' "
-                                       "(the default); says whether the claim can be confirmatory")
     if hasattr(config, "workerinput") and config.workerinput.get("study_loadgroup"):
         # A worker re-reads the command line, where a bare -n says nothing of groups: the
         # controller's choice (below) reaches it through workerinput.
@@ -57,6 +55,12 @@ def pytest_cmdline_main(config):
         return
     if getattr(option, "dist", None) == "no" and (getattr(option, "numprocesses", None) or getattr(option, "tx", None)):
         option.dist = "loadgroup"
+
+
+def is_claim(node) -> bool:
+    """Is this test (an item, or a function being collected) a claim (plugin/protocol.py)?"""
+    return bool(node.get_closest_marker("claim") or node.get_closest_marker("study")
+                or node.get_closest_marker("ioi"))
 
 
 def _group(name: str):
@@ -98,8 +102,8 @@ STUDY_ARGS = ("site", "block", "prompt_index", "kind", "scale_part", "ioi_chunk"
 
 def pytest_generate_tests(metafunc):
     marks = metafunc.definition
-    if not (marks.get_closest_marker("study") or marks.get_closest_marker("ioi")):
-        return                              # the names below mean something in the study's tests only
+    if not is_claim(marks):
+        return                              # the names below mean something in claims only
     for argname in STUDY_ARGS:
         if argname not in metafunc.fixturenames:
             continue
@@ -112,18 +116,19 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(argname, params)
 
 
+def _rank(group: str) -> int:
+    """A shard group's place in SCHEDULE (len(SCHEDULE) for a group that is not a shard's)."""
+    return next((rank for rank, prefix in enumerate(SCHEDULE) if group.startswith(prefix)), len(SCHEDULE))
+
+
 def _order(item) -> int:
     mark = item.get_closest_marker("xdist_group")
-    name = mark.args[0] if mark else ""
-    for rank, prefix in enumerate(SCHEDULE):
-        if name.startswith(prefix):
-            return rank
-    return len(SCHEDULE)
+    return _rank(mark.args[0] if mark else "")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
-    study = [item for item in items if item.get_closest_marker("study") or item.get_closest_marker("ioi")]
+    study = [item for item in items if is_claim(item)]
     if not study:
         return
     for item in study:                      # every study item runs with the shard it reads
@@ -156,6 +161,12 @@ def pytest_xdist_node_collection_finished(node, ids):
     config = node.config
     config.stash.setdefault(COLLECTED, set()).update(test_of(i) for i in ids)
     config.stash.setdefault(GROUPS, set()).update(i.rpartition("@")[2] for i in ids if "@" in i)
+    # The files of claim items (their groups are the shards' own): the controller imports
+    # them for their claims across shards (plugin/reduce.py), as it collects nothing itself.
+    from plugin.reduce import CLAIM_FILES
+
+    config.stash.setdefault(CLAIM_FILES, set()).update(
+        i.split("::")[0] for i in ids if "@" in i and _rank(i.rpartition("@")[2]) < len(SCHEDULE))
     if any(f"[{PLACEHOLDER}]" in i for i in ids):
         try:
             setup_of(config)
@@ -163,15 +174,18 @@ def pytest_xdist_node_collection_finished(node, ids):
             raise pytest.UsageError(str(err)) from None
     elif config.stash[GROUPS] and not config.stash.get(BACKGROUND, False):
         config.stash[BACKGROUND] = True
-        resolve_in_background(config, then=warm_up)
+        resolve_in_background(config, then=lambda: warm_up(config))
 
 
-def warm_up() -> None:
-    """Import what the controller's reduce and report will need (scipy, matplotlib), while
-    the workers run rather than after them."""
+def warm_up(config) -> None:
+    """Import what the controller's reduce and report will need (the claim files, scipy,
+    matplotlib), while the workers run rather than after them."""
     import importlib
 
-    for module in ("tests.across_shards", "report.results", "report.ioi", "report.plots", "report.html"):
+    from plugin.reduce import claims_across_shards
+
+    claims_across_shards(config)
+    for module in ("report.results", "report.ioi", "report.claims", "report.plots", "report.html"):
         importlib.import_module(module)
 
 

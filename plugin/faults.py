@@ -6,6 +6,7 @@ a full disk, a folder that cannot be created or written, a read-only filesystem,
     cache_unusable(err, choice)             STUDY_CACHE at start-up, or a conversion into it that failed
     results_not_written(err, results_dir)   a report publish refused (report/files.NotWritten)
     golden_not_written(err)                 a golden file write_atomically refused
+    EnvironmentFault(line)                  raised by an item stopped by such a fault: one line, an error
     interrupted_line(interrupt)             what an interrupted run (Ctrl-C, SIGTERM) says of its report
 
 Lower layers raise plain OSErrors (report/files.py: NotWritten, after removing what it staged;
@@ -35,6 +36,14 @@ from models.loading import cache_dir
 
 NOT_WRITTEN = 74
 TERMINATED = 128 + signal.SIGTERM
+
+
+class EnvironmentFault(pytest.fail.Exception):
+    """An item stopped by a fault of the environment, said in one line (no traceback): an error
+    of the tool for the claim it ran, never a refutation (plugin/verdicts.py)."""
+
+    def __init__(self, line: str):
+        super().__init__(line, pytrace=False)
 
 # What an errno says about a folder the run writes to.
 REASONS = {
@@ -110,6 +119,17 @@ class SigtermAsCtrlC:
     def pytest_sessionfinish(self, session):
         if self.received:
             session.exitstatus = TERMINATED
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_keyboard_interrupt(self, excinfo):
+        # pytest formats the interrupt's traceback for its summary. Where the signal landed in a
+        # frame without a line number (inside C code, during an import), that formatting raises
+        # TypeError and turns an interrupted run into a crash with exit status 1 (seen in a CI
+        # run). The run's own sentence has been said already (plugin/reporting.py): let it stand.
+        try:
+            return (yield)
+        except Exception:
+            return None
 
 
 def interrupted_line(interrupt: BaseException) -> str:

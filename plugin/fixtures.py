@@ -14,6 +14,8 @@ from models.bundled import SMOLLM2
 from models.loading import converted_in_cache, load, resolve
 from plugin import faults
 from plugin.ids import base_nodeid, statement, test_of
+from plugin.protocol import report_order
+from plugin.collection import is_claim
 from plugin.setup import setup_of
 from plugin.store import ShardStore
 from plugin.verdicts import item_outcome
@@ -79,12 +81,16 @@ def pytest_runtest_makereport(item, call):
         found = item_outcome(item, call, report)
         if found is not None:
             report.user_properties.append(("item-outcome", {"test": test_of(item.nodeid), "item": item_id(item.nodeid),
-                                                            **found}))
+                                                            "report": report_of(item), **found}))
     return report
 
 
-def is_claim(item) -> bool:
-    return bool(item.get_closest_marker("study") or item.get_closest_marker("ioi"))
+def report_of(node) -> str:
+    """Which report lists a claim item: its declaration's (plugin/protocol.py), else its marker's."""
+    marker = node.get_closest_marker("claim")
+    if marker:
+        return marker.args[0].report
+    return "ioi" if node.get_closest_marker("ioi") else "study"
 
 
 def item_id(nodeid: str) -> str:
@@ -94,26 +100,28 @@ def item_id(nodeid: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def setup(pytestconfig):
+def study_setup(pytestconfig):
+    """The run's study, resolved (plugin/setup.py Setup): its options, the model's layers and
+    heads, the study sentence and the sentence population located, the plan."""
     return setup_of(pytestconfig)
 
 
 @pytest.fixture(scope="session")
-def study_model(setup):
+def study_model(study_setup):
     """(model, tokenizer) of the study, loaded once per worker."""
-    o = setup.options
+    o = study_setup.options
     return load_once(o.choice, o.device, o.dtype, o.device_map)
 
 
 @pytest.fixture(scope="session")
-def shards(setup, pytestconfig):
+def shards(study_setup, pytestconfig):
     """The run's shards (experiments/shards.py); the model is loaded only if this worker must compute one."""
     from experiments.shards import Shards
 
-    o = setup.options
-    return Shards(lambda: load_once(o.choice, o.device, o.dtype, o.device_map)[0], prompt=setup.prompt,
-                  prompts=setup.prompts, ablation=o.ablation, engine=o.engine, plan=o.plan,
-                  get=pytestconfig.stash[STORE].get, ioi_pairs=setup.ioi_pairs, templates=setup.templates)
+    s, o = study_setup, study_setup.options
+    return Shards(lambda: load_once(o.choice, o.device, o.dtype, o.device_map)[0], prompt=s.prompt,
+                  prompts=s.prompts, ablation=o.ablation, engine=o.engine, plan=o.plan,
+                  get=pytestconfig.stash[STORE].get, ioi_pairs=s.ioi_pairs, templates=s.templates)
 
 
 @pytest.fixture(scope="session")
@@ -133,33 +141,49 @@ def smollm2_study_input(pytestconfig):
 
 @pytest.fixture(autouse=True)
 def state_the_claim(request):
-    """Every study item ships its test's statement (the docstring's first line) and what its data
-    are (`@pytest.mark.data("study sentence")`, else the population) for the report."""
+    """Every claim item ships its declaration (plugin/protocol.py: the statement, the first
+    paragraph of its docstring; its unit, rule, plan entries, data and report) for the report."""
     if is_claim(request.node) and request.function.__doc__:
-        doc = statement(request.function.__doc__)
-        data = request.node.get_closest_marker("data")
-        request.node.user_properties.append(("test-doc", {"test": test_of(request.node.nodeid), "doc": doc,
+        marker = request.node.get_closest_marker("claim")
+        declared = marker.args[0].as_row() if marker else {
+            "unit": "", "rule": "items combined", "plan_entries": "", "data": "population",
+            "report": report_of(request.node)}
+        request.node.user_properties.append(("test-doc", {"test": test_of(request.node.nodeid),
+                                                          "doc": statement(request.function.__doc__),
                                                           "line": request.function.__code__.co_firstlineno,
-                                                          "data": data.args[0] if data else "population"}))
+                                                          "order": report_order(request.module), **declared}))
 
 
 @pytest.fixture
-def say(request):
-    """say(detail, outcome="held", named=None): what a claim (or one item of it) found, in words,
-    for the report's claim line; `named` the units it names by role ({"beyond": [...], ...}).
-    An item that says "not established" passes without deciding its claim; one that refutes
-    must also assert, as any test does."""
-    def _say(detail: str, outcome: str = "held", named: dict | None = None) -> None:
+def conclude(request):
+    """conclude(detail, outcome="held", named=None): what a claim (or one item of it) found, in
+    words, for the report's claim line; `named` the units it names by role ({"beyond": [...],
+    ...}). An item that concludes "not established" passes without deciding its claim; one that
+    refutes must also assert, as any test does."""
+    def _conclude(detail: str, outcome: str = "held", named: dict | None = None) -> None:
         request.node.user_properties.append(("claim", {"test": test_of(request.node.nodeid),
-                                                       "item": item_id(request.node.nodeid), "outcome": outcome,
+                                                       "item": item_id(request.node.nodeid),
+                                                       "report": report_of(request.node), "outcome": outcome,
                                                        "detail": detail, "named": named or {}}))
-    return _say
+    return _conclude
 
 
 @pytest.fixture
 def record(request):
-    """record(kind, row): ship a measured row (JSON-ready values) to the controller's report."""
+    """record(kind, row): ship a measured row to the controller's report. Values travel between
+    processes (xdist), so numpy numbers and arrays become plain Python ones."""
     def _record(kind: str, row: dict) -> None:
-        request.node.user_properties.append((kind, row))
+        request.node.user_properties.append((kind, {key: plain(value) for key, value in row.items()}))
     return _record
+
+
+def plain(value):
+    """A value as plain Python (numbers, strings, lists, dicts): what xdist can send."""
+    if hasattr(value, "tolist"):                  # numpy arrays and scalars, torch tensors
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 

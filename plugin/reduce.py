@@ -1,16 +1,18 @@
-"""Reduce where the shards meet: claims that need every shard, evaluated once, on the controller.
+"""Reduce where the shards meet: claims across shards, evaluated once, on the controller.
 
 Map: test items on any worker measure their shard and ship rows (`record`, as
 user_properties) with their reports. Reduce: this plugin, in the controller (or the single
-process of `-n 0`), gathers every row, and after the last item ran evaluates the claims of
-tests/across_shards.py (`@across_shards`). Each claim becomes a named test report, like any
-other item: it shows in the terminal and in --junitxml, and a failed one makes the exit
-status non-zero. A claim whose shards were not all measured (e.g. `-k L03`) is skipped,
-saying what is missing.
+process of `-n 0`), gathers every row, and after the last item ran evaluates the claims
+declared across shards (plugin/protocol.py, `@claim(..., reads=, after=)`) in the claim files
+the run collected: each becomes a named test report, like any other item: it shows in the
+terminal and in --junitxml, and a failed one makes the exit status non-zero. A claim whose
+shards were not all measured (e.g. `-k L03`) is skipped, saying what is missing.
+
+Under xdist the controller collects nothing: it imports the files of the claim items its
+workers collected (their xdist groups say which), by path, as pytest itself would.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 import time
 import traceback
@@ -18,47 +20,37 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from _pytest.pathlib import import_path
 
 from metrics import outcomes
-from plugin.ids import base_nodeid, statement, test_of
+from plugin.ids import base_nodeid, test_of
+from plugin.protocol import ACROSS_SHARDS, declaration_of, report_order
 from plugin.verdicts import TOOL_ERROR, one_line, outcome_of_exception
-
-CLAIMS_MODULE = "tests.across_shards"
-_REGISTRY: list = []
-
 
 # Rows that ride on the report of the phase they describe (the others accumulate on the item
 # and are taken once, from its teardown report).
 PER_PHASE = ("shard-computed", "item-outcome")
+CLAIM_FILES = pytest.StashKey[set]()     # files of the claim items the workers collected (xdist)
 
 
 class Incomplete(Exception):
     """A claim's input is not complete in this run (some shards were not measured)."""
 
 
-def across_shards(*, rows: str, measured_by: str, data: str = "population"):
-    """Declare a claim that needs the rows of kind `rows` recorded by every item of the test
-    `measured_by` (a test id without parameters, e.g. "tests/test_study.py::test_x"); `data` says
-    what its data are ("population", or "study sentence": never confirmatory for a model
-    explored before the plan). It is
-    counted among the run's tests when that test's items are collected, and evaluated once
-    they ran.
-
-    The function takes one argument, the run's `Collected` rows, and asserts like a test: an
-    assertion in its own file refutes it, any other exception is an error of the tool
-    (plugin/verdicts.py). pytest does not collect it as an item of its own (it runs once, on
-    the controller).
-    """
-    def register(fn):
-        fn.__test__ = False
-        fn.rows, fn.measured_by, fn.data = rows, measured_by, data
-        _REGISTRY.append(fn)
-        return fn
-    return register
+def claims_across_shards(config) -> list:
+    """The claims across shards of the claim files this run collected (imported here if this
+    process did not collect them, as an xdist controller does not)."""
+    for file in sorted(config.stash.get(CLAIM_FILES, set())):
+        path = config.rootpath / file
+        if path.suffix == ".py" and path.is_file():
+            import_path(path, mode=config.getoption("importmode"), root=config.rootpath,
+                        consider_namespace_packages=config.getini("consider_namespace_packages"))
+    return list(ACROSS_SHARDS.values())
 
 
-class Collected:
-    """Every row the run's items shipped, by kind, plus what the reduce claims keep."""
+class Rows:
+    """Every row the run's items shipped, by kind, plus what the claims across shards hand to
+    the report. A claim across shards takes it as its one argument."""
 
     def __init__(self, config):
         self.config = config
@@ -66,6 +58,7 @@ class Collected:
         self.outcomes: dict[str, list] = defaultdict(list)   # test function -> [(nodeid, outcome)]
         self.kept: dict[str, object] = {}                    # objects the claims computed, for the report
         self.current = ""                                    # node id of the claim being evaluated
+        self.current_report = "study"                        # ... and the report that lists it
         self.crashed: list[str] = []                         # "worker gw1 crashed (...)": the run is partial
 
     def take(self, report) -> None:
@@ -81,26 +74,26 @@ class Collected:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             self.outcomes[test_of(report.nodeid)].append((base_nodeid(report.nodeid), report.outcome))
 
-    def keep(self, name: str, value) -> None:
+    def hand_to_report(self, name: str, value) -> None:
         """Hand an object a claim computed to the report (which prints it as it is)."""
         self.kept[name] = value
 
-    def extend(self, name: str, rows: list) -> None:
-        """Append rows to a kept list (e.g. power rows of several families)."""
+    def add_to_report(self, name: str, rows: list) -> None:
+        """Append rows to a list handed to the report (e.g. power rows of several families)."""
         self.kept.setdefault(name, []).extend(rows)
 
-    def say(self, detail: str, outcome: str = "held", named: dict | None = None) -> None:
-        """What the running claim found, in words, for the report's claim line; `named` the
-        units it names by role."""
-        self.rows["claim"].append({"test": self.current, "item": "", "outcome": outcome, "detail": detail,
-                                   "named": named or {}})
+    def conclude(self, detail: str, outcome: str = "held", named: dict | None = None) -> None:
+        """What the running claim found: its outcome and, in words, its detail for the report's
+        claim line; `named` the units it names by role ({"beyond": [...], "not shown": [...]})."""
+        self.rows["claim"].append({"test": self.current, "item": "", "report": self.current_report,
+                                   "outcome": outcome, "detail": detail, "named": named or {}})
 
     @property
-    def setup(self):
+    def study_setup(self):
         from plugin.setup import setup_of
         return setup_of(self.config)
 
-    def table(self, kind: str, *, key, value, expected: set, what: str, where=lambda row: True) -> dict:
+    def measured(self, kind: str, *, key, value, expected: set, what: str, where=lambda row: True) -> dict:
         """{key(row): value(row)} over the rows of `kind` that pass `where`; raise Incomplete
         when some expected key is missing (the run did not measure every shard)."""
         found = {key(r): value(r) for r in self.rows[kind] if where(r)}
@@ -116,16 +109,13 @@ class Reduce:
 
     def __init__(self, config):
         self.config = config
-        self.collected = Collected(config)
+        self.collected = Rows(config)
         self.claim_reports: list = []
 
         self.announced = False
 
-    @staticmethod
-    def registered() -> list:
-        if not _REGISTRY:
-            importlib.import_module(CLAIMS_MODULE)
-        return list(_REGISTRY)
+    def registered(self) -> list:
+        return claims_across_shards(self.config)
 
     @pytest.hookimpl(optionalhook=True)          # pytest-xdist's: a worker went down
     def pytest_testnodedown(self, node, error):
@@ -144,7 +134,8 @@ class Reduce:
 
             self.announced = True
             tests = self.config.stash.get(COLLECTED, set())
-            coming = [c for c in self.registered() if c.measured_by in tests] if tests else []
+            root = self.config.rootpath
+            coming = [c for c in self.registered() if declaration_of(c, root).after in tests] if tests else []
             self.config.pluginmanager.get_plugin("session").testscollected += len(coming)
         self.collected.take(report)
 
@@ -153,7 +144,7 @@ class Reduce:
         result = yield
         if not session.shouldfail and not session.shouldstop and self.collected.rows:
             for claim in self.registered():
-                if self.collected.rows.get(claim.rows):
+                if self.collected.rows.get(claim.declaration.reads):
                     self._run(claim)
         return result
 
@@ -165,9 +156,11 @@ class Reduce:
         location = (relpath, inspect.getsourcelines(claim)[1] - 1, claim.__name__)
         hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
         self.collected.current = nodeid
-        if claim.__doc__:
-            self.collected.rows["test-doc"].append({"test": nodeid, "doc": statement(claim.__doc__),
-                                                    "line": location[1] + 1, "data": claim.data})
+        declared = declaration_of(claim, self.config.rootpath)
+        self.collected.current_report = declared.report
+        self.collected.rows["test-doc"].append({"test": nodeid, "doc": declared.statement, "line": location[1] + 1,
+                                                "order": report_order(inspect.getmodule(claim)),
+                                                **declared.as_row()})
         start = time.time()
         try:
             claim(self.collected)
@@ -185,14 +178,15 @@ class Reduce:
                 outcome, longrepr = "failed", f"{relpath}:{location[1] + 1}: claim refuted\nE   {excinfo.value}"
             else:                               # a bug, not a refuted claim: say so, and show where
                 outcome, longrepr = "failed", f"ERROR: {TOOL_ERROR}\n{traceback.format_exc()}"
-            self.collected.rows["item-outcome"].append({"test": nodeid, "item": "", "outcome": decided,
-                                                        "message": one_line(excinfo)})
+            self.collected.rows["item-outcome"].append({"test": nodeid, "item": "", "report": declared.report,
+                                                        "outcome": decided, "message": one_line(excinfo)})
         if decided != outcomes.REFUTED and decided != outcomes.ERROR:
-            self.collected.rows["item-outcome"].append({"test": nodeid, "item": "", "outcome": decided, "message": ""})
+            self.collected.rows["item-outcome"].append({"test": nodeid, "item": "", "report": declared.report,
+                                                        "outcome": decided, "message": ""})
         stop = time.time()
         for when in ("setup", "call", "teardown"):
             report = pytest.TestReport(
-                nodeid=nodeid, location=location, keywords={claim.__name__: 1, "study": 1},
+                nodeid=nodeid, location=location, keywords={claim.__name__: 1, declared.report: 1, "claim": 1},
                 outcome=outcome if when == "call" or outcome == "skipped" and when == "setup" else "passed",
                 longrepr=longrepr if when == "call" or outcome == "skipped" and when == "setup" else None,
                 when=when, sections=[], duration=stop - start if when == "call" else 0.0,

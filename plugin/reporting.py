@@ -37,6 +37,7 @@ class Reporting:
         self.config = config
         self.report = None
         self.ioi = None
+        self.own: list = []                # reports of claim files' own claims (report/claims.py)
         self.not_written: list[str] = []   # one line per report or file the disk refused
         self.interrupted = False
         self.peak_rss = {}                 # process -> GiB: the controller, and each xdist worker
@@ -84,6 +85,11 @@ class Reporting:
 
             with self._refused(session, lambda err: faults.results_not_written(err, results_dir)):
                 self.ioi = write_ioi_report(collected)
+        from report.claims import own_reports, write_claims_report
+
+        for name in own_reports(collected):
+            with self._refused(session, lambda err: faults.results_not_written(err, results_dir)):
+                self.own.append(write_claims_report(collected, name))
         if self.report is not None and self.report.verdicts:
             from report import golden
 
@@ -103,13 +109,14 @@ class Reporting:
             session.exitstatus = faults.NOT_WRITTEN
 
     def pytest_terminal_summary(self, terminalreporter):
-        if self.report is not None or self.ioi is not None or self.not_written:
+        if self.report is not None or self.ioi is not None or self.own or self.not_written:
             terminalreporter.section("study verdict")
             from plugin.collection import print_setup
 
             print_setup(self.config)             # under xdist, not shown at collection
             for line in (self.report.summary_lines() if self.report else []) + (
-                    self.ioi.summary_lines() if self.ioi else []) + self.not_written:
+                    self.ioi.summary_lines() if self.ioi else []) + [
+                    line for own in self.own for line in own.summary_lines()] + self.not_written:
                 terminalreporter.write_line(line)
             self.peak_rss["controller" if self.peak_rss else "this process"] = peak_rss_gib()
             terminalreporter.write_line("peak resident memory: " + ", ".join(

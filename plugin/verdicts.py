@@ -22,7 +22,16 @@ PYTEST_CODE = Path(pytest.__file__).resolve().parents[1] / "_pytest"         # w
 
 
 def outcome_of_exception(excinfo, own_file: str | Path) -> str:
-    """"refuted" when `excinfo` is an assertion (or pytest.fail) raised in `own_file`, else "error"."""
+    """The claim's outcome for the exception that ended it: what `decide` raised
+    (plugin.protocol.ClaimFailed: refuted, or what the plan's fail_on adds), "refuted" for an
+    assertion (or pytest.fail) raised in `own_file`, else "error"."""
+    from plugin.faults import EnvironmentFault
+    from plugin.protocol import ClaimFailed
+
+    if excinfo.errisinstance(ClaimFailed):
+        return excinfo.value.outcome
+    if excinfo.errisinstance(EnvironmentFault):
+        return outcomes.ERROR
     if not excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
         return outcomes.ERROR
     # The innermost frame outside pytest itself: pytest.fail raises inside _pytest/outcomes.py.

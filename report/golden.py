@@ -98,7 +98,32 @@ def save(path: Path, actual: dict, versions: dict) -> None:
 # Golden verdicts: the outcome of every claim of a run on a real model, pinned for regression
 # (an observation of that run, never a claim's assertion). A run whose verdicts differ fails
 # the gate, naming each claim; tests/test_reports_are_reproducible.py compares them.
-VERDICTS = Path(__file__).resolve().parents[1] / "tests" / "golden" / "verdicts"
+GOLDEN = Path(__file__).resolve().parents[1] / "claims" / "golden"
+VERDICTS = GOLDEN / "verdicts"
+
+
+def numbers_path(model: str) -> Path:
+    """Where a model's golden numbers live."""
+    return GOLDEN / f"{model}.json"
+
+
+def gate(path: Path, actual: dict, versions: dict, *, update: bool, not_measured: tuple = ()) -> list[str]:
+    """Compare `actual` with the golden file: the lines that drifted ([] when none). Kinds in
+    `not_measured` are left out on purpose (this run's options do not produce them); every other
+    golden value must be present. With `update`, a run that measures everything rewrites the
+    file instead (on purpose: review its diff like code); another run is gated as usual."""
+    if update and not not_measured:
+        save(path, actual, versions)
+        return []
+    expected = load(path)
+    if expected is None:
+        return [f"no golden file {path}: create it with --update-golden and commit it"]
+    expected = {k: v for k, v in expected.items() if k not in not_measured}
+    problems = compare(expected, actual)
+    if problems:
+        problems.insert(0, f"{len(problems)} value(s) drifted from {path.name} (made with {expected.get('versions')}, "
+                           f"now {versions}):")
+    return problems
 
 
 def verdicts_path(model: str, prompt_set: str) -> Path:

@@ -1,6 +1,6 @@
 """The IOI study's results: results/<model>/ioi-<hash>/ and its lines in the terminal verdict.
 
-Input: the rows tests/test_ioi_study.py shipped (one per pair: clean and donor logit
+Input: the rows claims/ioi.py shipped (one per pair: clean and donor logit
 differences, and the change of every patched head). The per-head statistics (the plan's
 ioi_sesoi, corrected over all heads) are computed here, once, on template means (pairs of one
 template share its structure: the template is the unit of replication, plan:
@@ -31,10 +31,6 @@ SECTIONS = [
                                    "recipient and of the donor (read with the recipient's names)."),
 ]
 TOP = 10
-
-
-def is_ioi(test: str) -> bool:
-    return test.startswith("tests/test_ioi_study.py")
 
 
 @dataclass
@@ -69,10 +65,10 @@ def write_ioi_report(collected) -> IOIReport:
     from report.html import document, facts_of, headline_of
     from report.plots import head_grid
 
-    setup = collected.setup
+    setup = collected.study_setup
     o, plan = setup.options, setup.plan
     rows = sorted(collected.rows["ioi-pair"], key=lambda r: r["index"])
-    claims = claim_table(collected, is_ioi, kind_of=lambda data: setup.claim_kind(data).kind)
+    claims = claim_table(collected, "ioi", kind_of=lambda data: setup.claim_kind(data).kind)
     report = IOIReport(setup.ioi_folder, len(setup.ioi_pairs), len({r["index"] for r in rows}),
                        crashed=list(collected.crashed), claims=claims)
     if not report.complete:

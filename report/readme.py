@@ -1,8 +1,8 @@
 """The README's result tables, rendered from the golden verdicts that the runs themselves wrote
-(tests/golden/verdicts/<model>-<prompt set>.json, by `--update-golden`): no outcome or number
+(claims/golden/verdicts/<model>-<prompt set>.json, by `--update-golden`): no outcome or number
 in them is typed by hand, and tests/test_readme.py fails when the README and the files differ.
 
-    python -m report.readme      # rewrite README.md's marked tables from tests/golden/verdicts/
+    python -m report.readme      # rewrite README.md's marked tables from claims/golden/verdicts/
 
 A table sits between two marker lines naming its verdicts file:
 

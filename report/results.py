@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.analysis import power_text
+from experiments.judgments import combine_items
 from report import golden
 from report.files import publish
 from metrics import outcomes
@@ -40,8 +41,8 @@ TEMPLATE_COLUMNS = ("layer", "head", "template", "sentences", "mean")
 SCALE_COLUMNS = ("intervention", "layer") + UNIT_COLUMNS + ("logprob_mean", "kl_mean")
 TOP_K_COLUMNS = ("k",) + UNIT_COLUMNS + ("logprob_mean", "kl_mean")
 RIPPLE_COLUMNS = ("intervention", "layer", "read_at", "mean_delta")
-CLAIM_COLUMNS = ("test", "statement", "data", "outcome", "items", "held", "refuted", "not_established", "errors",
-                 "not_run", "detail", "beyond", "not_shown")
+CLAIM_COLUMNS = ("test", "statement", "unit", "rule", "data", "outcome", "items", "held", "refuted",
+                 "not_established", "errors", "not_run", "detail", "beyond", "not_shown")
 SHARD_COLUMNS = ("name", "computations")   # who and how long vary by run: terminal only
 
 
@@ -74,29 +75,27 @@ def versions() -> dict:
     return out
 
 
-# Claims are listed as a reader meets them: the seed's, the study-level ones, then the rest.
-CLAIM_FILES = ("tests/test_study.py", "tests/across_shards.py", "tests/test_prompts.py", "tests/test_scales.py")
+def _claim_order(doc: dict, test: str) -> tuple:
+    """Claims are listed as their files ask (REPORT_ORDER, plugin/protocol.py), then by file and line."""
+    return (doc.get("order", 1000), test.split("::")[0], doc.get("line", 0))
 
 
-def _claim_order(test: str, line: int) -> tuple:
-    path = test.split("::")[0]
-    return (CLAIM_FILES.index(path) if path in CLAIM_FILES else len(CLAIM_FILES), path, line)
+def claim_table(collected, report: str = "study", kind_of=lambda data: "") -> list[dict]:
+    """One row per claim declared for `report` (plugin/protocol.py: "study", "ioi", or a claim
+    file's own): its statement, unit, rule, the kind of its data (`kind_of(data)`: exploratory
+    or confirmatory, data being "population" or "study sentence"), its outcome
+    (metrics.outcomes.combine of its items' outcomes), items, detail and the units it names."""
+    def belongs(row) -> bool:
+        return row.get("report", "study") == report
 
-
-def claim_table(collected, belongs=lambda test: not test.startswith("tests/test_ioi_study.py"),
-                kind_of=lambda data: "") -> list[dict]:
-    """One row per claim (a study test function whose id `belongs` to this report): its
-    statement, the kind of its data (`kind_of(data)`: exploratory or confirmatory, data being
-    "population" or "study sentence"), its outcome (metrics.outcomes.combine of its items'
-    outcomes), items, detail and the units its detail names."""
-    docs = {r["test"]: r for r in collected.rows["test-doc"] if belongs(r["test"])}
-    said: dict[str, list] = {}
+    docs = {r["test"]: r for r in collected.rows["test-doc"] if belongs(r)}
+    said: dict[tuple, dict] = {}
     for r in collected.rows["claim"]:
-        if belongs(r["test"]):
-            said.setdefault(r["test"], []).append(r)
+        if belongs(r):
+            said[r["test"], r["item"]] = r              # an item's (or a claim's) last word
     items: dict[str, dict] = {}
     for r in collected.rows["item-outcome"]:
-        if not belongs(r["test"]):
+        if not belongs(r):
             continue
         found = items.setdefault(r["test"], {})
         before = found.get(r["item"])
@@ -105,50 +104,26 @@ def claim_table(collected, belongs=lambda test: not test.startswith("tests/test_
                                                      "message": before["message"] or r["message"]}
     for test, reports in collected.outcomes.items():       # an item that failed without a word: the tool's
         for nodeid, result in reports:
-            if belongs(test) and result == "failed" and not items.get(test):
+            if test in docs and result == "failed" and not items.get(test):
                 items.setdefault(test, {})[nodeid] = {"item": nodeid, "outcome": outcomes.ERROR, "message": "failed"}
     rows = []
-    for test in sorted(set(docs) | set(said) | set(items), key=lambda t: _claim_order(t, docs.get(t, {}).get("line", 0))):
-        found = list(items.get(test, {}).values())
-        outcome = outcomes.combine([i["outcome"] for i in found])
+    tests = set(docs) | {test for test, _ in said} | set(items)
+    for test in sorted(tests, key=lambda t: _claim_order(docs.get(t, {}), t)):
+        found = [{**i, "detail": said.get((test, i["item"]), {}).get("detail", ""),
+                  "named": said.get((test, i["item"]), {}).get("named", {})} for i in items.get(test, {}).values()]
+        verdict = combine_items(found)
         counts = {o: sum(i["outcome"] == o for i in found) for o in outcomes.SHOWN}
-        rows.append({"test": test, "statement": docs.get(test, {}).get("doc", ""),
-                     "data": kind_of(docs.get(test, {}).get("data", "population")), "outcome": outcome,
-                     "items": len(found), **{COUNT_COLUMNS[o]: counts[o] for o in outcomes.SHOWN},
-                     "detail": _claim_detail(said.get(test, []), found, outcome),
-                     "beyond": " ".join(_named(said.get(test, []), "beyond")),
-                     "not_shown": " ".join(_named(said.get(test, []), "not shown"))})
+        doc = docs.get(test, {})
+        rows.append({"test": test, "statement": doc.get("doc", ""), "unit": doc.get("unit", ""),
+                     "rule": doc.get("rule", ""), "data": kind_of(doc.get("data", "population")),
+                     "outcome": verdict.outcome, "items": len(found),
+                     **{COUNT_COLUMNS[o]: counts[o] for o in outcomes.SHOWN}, "detail": verdict.detail,
+                     "beyond": " ".join(verdict.beyond), "not_shown": " ".join(verdict.not_shown)})
     return rows
 
 
 COUNT_COLUMNS = {"held": "held", "refuted": "refuted", "not established": "not_established", "error": "errors",
                  "not run": "not_run"}
-
-
-def _named(said: list, role: str) -> list:
-    return [label for r in said for label in r.get("named", {}).get(role, [])]
-
-
-def _claim_detail(said: list, items: list, outcome: str) -> str:
-    """The claim's words: what it said (one item, or a claim across shards), or for a claim
-    of many items the items that did not hold; the errors always, first."""
-    errors = [i for i in items if i["outcome"] == outcomes.ERROR]
-    words = []
-    if errors:
-        words.append(f"ERROR (not a result) at {len(errors)} of {len(items)} item(s): "
-                     + "; ".join(f"{i['item'] or 'the claim'}: {i['message']}" for i in errors[:5]))
-    if len(items) <= 1:
-        words += [r["detail"] for r in said[-1:] if r["detail"]]
-    else:
-        odd = [r for r in said if r["outcome"] != outcomes.HELD] or said[-1:] if said else []
-        refuted = [i for i in items if i["outcome"] == outcomes.REFUTED]
-        if refuted:
-            words.append(f"refuted at {len(refuted)} of {len(items)} items: "
-                         + ", ".join(i["item"] for i in refuted[:12]) + (" and more" if len(refuted) > 12 else ""))
-        if odd:
-            words.append(f"{len(odd)} of {len(items)} items said: " + "; ".join(
-                f"{r['item']}: {r['detail']}" if r["item"] else r["detail"] for r in odd[:6]))
-    return "; ".join(words)
 
 
 def shard_table(collected) -> list[dict]:
@@ -264,7 +239,7 @@ def write_report(collected) -> Report:
     from report.html import page
     from report.plots import figures
 
-    setup = collected.setup
+    setup = collected.study_setup
     o = setup.options
     tested = setup.prompt.tested.label
     scenarios = sorted(({"model": setup.model_name, **r} for r in collected.rows["scenario"]),

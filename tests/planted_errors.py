@@ -5,7 +5,7 @@
     item <id>    the per-head item test_silencing_...[<id>] raises a TypeError after its rows
                  were recorded (the run stays complete, its report is written)
     claim        the claims across shards that judge the study sentence's blocks raise (their
-                 shared helper, tests/across_shards.blocks)
+                 shared helper, claims/study_sentence.blocks)
     shard top-k  the top-k shard raises while it is computed (on whichever worker computes it)
 
 Each is a bug of the tool, not a finding: the claim it touches must end in "error", never
@@ -36,7 +36,7 @@ def _raise(*args, **kwargs):
 def pytest_configure(config):
     kind, target = _fault()
     if kind == "claim":
-        import tests.across_shards as claims
+        import claims.study_sentence as claims
         claims.blocks = _raise
     if kind == "shard" and target == "top-k":
         from experiments import scales

@@ -1,7 +1,7 @@
 """The confirmatory run: the whole study on the confirmation set (tests/data/
 sentences_confirmation.txt: 30 held-out templates and fillers that appear nowhere in
 exploration, generated and committed before any run on them), under the frozen plan. What it
-concluded is an observation of that run, pinned in tests/golden/verdicts/ (`./run study
+concluded is an observation of that run, pinned in claims/golden/verdicts/ (`./run study
 --prompts confirmation --update-golden`); a run that concludes otherwise fails here, naming
 each claim and the units it names. The run must be confirmatory: with a plan other than the
 frozen one it is exploratory, and this test says so; its claims on the study sentence stay

@@ -1,6 +1,7 @@
-"""Regression gate: this run's numbers equal the checked-in golden ones (tests/golden/).
-
-`pytest --update-golden` rewrites the files on purpose; review their diff like code.
+"""Regression gate on tiny random models: their numbers equal the checked-in golden ones
+(tests/golden/tiny/), and a planted drift trips the gate. The real model's gate is a claim of
+the study (claims/golden_gate.py). `pytest --update-golden` rewrites the files on purpose;
+review their diff like code.
 """
 import copy
 from pathlib import Path
@@ -8,11 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments.question import Question, synthetic_prompt
+from experiments.question import synthetic_prompt
 from experiments.study import measure_study
-from plugin import faults
 from report import golden
-from report.files import NotWritten
 from report.results import versions
 from tests.tiny_models import tiny
 
@@ -21,40 +20,9 @@ TINY_IDS = [3, 17, 42, 8, 99, 23, 5, 61, 77]     # 9 tokens, like the study sent
 TINY_PROMPT = synthetic_prompt(TINY_IDS, token=4, pairs=[(4, 8), (2, 8)])
 
 
-def _gate(path: Path, actual: dict, update: bool, not_measured: tuple[str, ...] = ()) -> None:
-    """Compare `actual` with the golden file; kinds in `not_measured` are left out on purpose
-    (this run's options do not produce them), every other golden value must be present."""
-    if update and not not_measured:       # only a run that measures everything rewrites the file;
-        try:                              # another run (the confirmation half, say) is gated as usual
-            golden.save(path, actual, versions())
-        except NotWritten as err:         # a full disk, a read-only checkout: one line, the old file kept
-            pytest.fail(faults.golden_not_written(err), pytrace=False)
-        return
-    expected = golden.load(path)
-    assert expected is not None, f"no golden file {path}: create it with pytest --update-golden and commit it"
-    expected = {k: v for k, v in expected.items() if k not in not_measured}
-    problems = golden.compare(expected, actual)
-    assert not problems, (f"{len(problems)} value(s) drifted from {path.name} (made with "
-                          f"{expected.get('versions')}, now {versions()}):\n" + "\n".join(problems[:40]))
-
-
-@pytest.mark.study
-@pytest.mark.data("study sentence")       # the study sentence's numbers (and, on the exploration half, head means)
-@pytest.mark.xdist_group("golden")        # reads every prompt chunk: scheduled after them
-def test_study_numbers_match_golden(shards, setup, pytestconfig):
-    """Regression gate: the study's numbers on this model equal the checked-in golden ones."""
-    if setup.options.question != Question():
-        pytest.skip("golden numbers exist for the study's own sentence, word and pairs only")
-    if setup.options.dtype != "float32":
-        pytest.skip(f"golden numbers are float32 ones; a {setup.options.dtype} run differs from them by "
-                    "round-off far above the gate's tolerance (hooks/precision.py)")
-    path = GOLDEN / f"{setup.model_name}.json"
-    head_means, not_measured = None, ("head_means_across_prompts",)
-    if setup.options.default_prompts and setup.options.ablation == "zero" and setup.prompts:
-        head_means, not_measured = shards.prompt_deltas(range(len(setup.prompts))).mean(-1), ()
-    if not path.is_file() and (not_measured or not pytestconfig.getoption("update_golden")):
-        pytest.skip(f"no golden file for {setup.model_name}; a run on the exploration half makes one with --update-golden")
-    _gate(path, golden.numbers(shards.study(), head_means), pytestconfig.getoption("update_golden"), not_measured)
+def _gate(path: Path, actual: dict, update: bool) -> None:
+    problems = golden.gate(path, actual, versions(), update=update)
+    assert not problems, "\n".join(problems[:40])
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])

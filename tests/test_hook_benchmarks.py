@@ -19,9 +19,9 @@ ROUNDS = 20
 
 
 @pytest.fixture(scope="module")
-def forward(study_model, setup):
+def forward(study_model, study_setup):
     model, _ = study_model
-    ids = torch.tensor([setup.prompt.tokens.ids], device=next(model.parameters()).device)
+    ids = torch.tensor([study_setup.prompt.tokens.ids], device=next(model.parameters()).device)
 
     @torch.no_grad()
     def run():
@@ -62,9 +62,9 @@ def test_forward_with_inactive_hooks_on_every_block(benchmark, forward):
     assert all(torch.equal(a, b) for a, b in zip(states, clean)), "an identity hook changed the forward pass"
 
 
-def test_forward_with_one_head_silenced(benchmark, forward, setup):
+def test_forward_with_one_head_silenced(benchmark, forward, study_setup):
     model, run = forward
-    L, t = layout_of(model).n_layers // 2, setup.prompt.token
+    L, t = layout_of(model).n_layers // 2, study_setup.prompt.token
     with silence(model, L, 0, t):
         states = _bench(benchmark, "one head silenced", run)
     clean = CLEAN.get("states") or run()

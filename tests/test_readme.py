@@ -1,4 +1,4 @@
-"""The README's result tables are what the runs wrote (tests/golden/verdicts/), not typed in."""
+"""The README's result tables are what the runs wrote (claims/golden/verdicts/), not typed in."""
 from report import readme
 
 
@@ -7,7 +7,7 @@ def test_every_result_table_in_the_readme_is_rendered_from_its_golden_verdicts()
     tables = readme.blocks(text)
     assert tables, "README.md has no <!-- verdicts ... --> tables"
     stale = [name for name, body in tables.items() if body.strip() != readme.expected(name).strip()]
-    assert not stale, f"README tables differ from tests/golden/verdicts/{stale}: run python -m report.readme"
+    assert not stale, f"README tables differ from claims/golden/verdicts/{stale}: run python -m report.readme"
 
 
 def test_a_table_is_rendered_with_every_outcome_and_escapes_cells():

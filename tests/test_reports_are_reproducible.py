@@ -64,7 +64,7 @@ def reports(tmp_path_factory):
 @pytest.mark.slow
 def test_the_study_on_the_unmodified_model_gives_its_golden_verdicts(reports):
     """Regression gate on conclusions: every claim's outcome on SmolLM2's exploration half (an
-    observation of that run, pinned in tests/golden/verdicts/) is what it was; the golden
+    observation of that run, pinned in claims/golden/verdicts/) is what it was; the golden
     numbers are gated inside the run (tests/test_golden.py). `./run study --update-golden` rewrites both."""
     from report import golden
 

@@ -9,50 +9,43 @@ skipping a block's whole update at the token is shown beyond ±SESOI at more tha
 of blocks (metrics/outcomes.py share_beyond). The other kinds are observations (scales.csv,
 ripple.csv, top_k.csv), not claims.
 """
-import numpy as np
 import pytest
-import torch
 
-from experiments.analysis import share_verdict, unit_table
-from experiments.manipulation import moved, threshold
+from experiments import judgments
 from experiments.scales import KINDS, SKIP_BLOCK
+from plugin.protocol import ITEMS_COMBINED, SHARE_BEYOND, claim, decide
 
-pytestmark = pytest.mark.study
-
-
-def _rows(setup, cos, label):
-    keys = [(L, None) for L in range(cos.shape[0])]
-    return unit_table(cos.double().numpy(), keys, setup.plan, label=label)
+REPORT_ORDER = 50        # where the report lists this file's claims (plugin/protocol.py)
 
 
-def _skip_without_prompts(setup):
-    if not setup.prompts:
-        pytest.skip(setup.prompts_problem)
+def _skip_without_prompts(study_setup):
+    if not study_setup.prompts:
+        pytest.skip(study_setup.prompts_problem)
 
 
-def test_an_intervention_changes_nothing_before_its_block(shards, scale_part, setup):
+@claim(unit="intervention, test sentence", rule=ITEMS_COMBINED)
+def test_an_intervention_changes_nothing_before_its_block(shards, scale_part, study_setup, conclude):
     """Invariant of the hooked forward pass, on the real model, on each test sentence: an
     intervention confined to block L leaves every earlier block's output exactly unchanged.
 
     The fast ladder runs row L only from block L on (before, it is the clean row by
     construction), except its witness row (scales.WITNESS, the last block's), which runs every
     block: on the fast engine this test is about that row; on --engine naive, about every
-    row. tests/test_ladder.py checks every row of the plain pass on tiny models."""
-    _skip_without_prompts(setup)
+    row. tests/engine/test_ladder.py checks every row of the plain pass on tiny models."""
+    _skip_without_prompts(study_setup)
     kind, index = scale_part
-    m = shards.scale_part(kind, index)                          # ripple [n_layers, n_blocks, 1 sentence]
-    n = m.ripple.shape[0]
-    earlier = [L for L in range(n) if not torch.all(m.ripple[L, :L] == 0)]
-    assert not earlier, f"{kind}, test sentence {index}: blocks before the intervened one changed, for {earlier}"
+    verdict = judgments.nothing_before_block(shards.scale_part(kind, index), kind, index)
+    decide(conclude, verdict, study_setup.plan.fail_on)
 
 
-def test_an_intervention_moves_its_own_block(shards, kind, setup, record):
+@claim(unit="intervention kind", rule=ITEMS_COMBINED, plan=("manipulation_factor",))
+def test_an_intervention_moves_its_own_block(shards, kind, study_setup, record, conclude):
     """Invariant of the hooked forward pass, on the real model: an intervention confined to
     block L moves block L's cosine beyond round-off on some test sentence (plan:
     manipulation_factor). Its per-block statistics are the ladder's rows (scales.csv)."""
-    _skip_without_prompts(setup)
+    _skip_without_prompts(study_setup)
     m = shards.scale(kind)
-    rows = _rows(setup, m.cos, f"scale {kind}")
+    rows = judgments.scale_rows(m.cos.double().numpy(), study_setup.plan, f"scale {kind}")
     for r in rows:
         record("scale", {**r.as_row(), "intervention": kind, "order": KINDS.index(kind),
                          "logprob_mean": m.logprob[r.layer].mean().item(), "kl_mean": m.kl[r.layer].mean().item()})
@@ -61,49 +54,44 @@ def test_an_intervention_moves_its_own_block(shards, kind, setup, record):
         for L in range(mean.shape[0]):
             for M in range(mean.shape[1]):
                 record("ripple", {"intervention": kind, "layer": L, "read_at": M, "mean_delta": mean[L, M].item()})
-    still = [L for L in range(m.ripple.shape[0]) if not moved(m.ripple[L, L].abs().max(), setup.plan)]
-    assert not still, (f"{kind}: the intervened block's cosine did not move beyond {threshold(setup.plan):.0e} at "
-                       f"blocks {still}")
+    decide(conclude, judgments.moves_own_block(m, study_setup.plan), study_setup.plan.fail_on)
 
 
 @pytest.mark.xdist_group("ladder-control")
-def test_control_skipping_a_block_at_the_token_is_an_effect_at_most_blocks(shards, setup, say):
+@claim(unit="block, one sentence per template", rule=SHARE_BEYOND,
+       plan=("skip_block_control", "sesoi", "alpha", "replication_unit"))
+def test_control_skipping_a_block_at_the_token_is_an_effect_at_most_blocks(shards, study_setup, conclude):
     """Positive control: removing a block's whole update at the token is shown beyond ±SESOI
     (minimum-effect test, Bonferroni over blocks, one sentence per template) at more than the
     plan's share of blocks."""
-    _skip_without_prompts(setup)
-    rows = _rows(setup, shards.scale(SKIP_BLOCK).cos, f"scale {SKIP_BLOCK}")
-    verdict = share_verdict(rows, setup.plan, share=setup.plan.skip_block_control, bound=setup.plan.sesoi,
-                            what="blocks")
-    say(verdict.detail, outcome=verdict.outcome, named=verdict.named())
-    assert not setup.plan.fails_run(verdict.outcome), f"'{SKIP_BLOCK}': {verdict.detail}"
+    _skip_without_prompts(study_setup)
+    rows = judgments.scale_rows(shards.scale(SKIP_BLOCK).cos.double().numpy(), study_setup.plan, f"scale {SKIP_BLOCK}")
+    decide(conclude, judgments.positive_control(rows, study_setup.plan), study_setup.plan.fail_on)
 
 
 @pytest.mark.xdist_group("top-k")
-def test_top_k_heads_silenced_together_move_the_last_block(shards, setup, record):
+@claim(unit="k heads, test sentence", rule=ITEMS_COMBINED, plan=("top_k", "manipulation_factor"))
+def test_top_k_heads_silenced_together_move_the_last_block(shards, study_setup, record, conclude):
     """Multi-point interventions: the top-k heads (chosen on the selection sentences) silenced
     together move the last block's cosine beyond round-off on every test sentence (the hooks acted)."""
-    _skip_without_prompts(setup)
+    _skip_without_prompts(study_setup)
     m = shards.top_k()
-    rows = _rows(setup, m.cos, "top-k")
+    rows = judgments.scale_rows(m.cos.double().numpy(), study_setup.plan, "top-k")
     for i, r in enumerate(rows):
-        row = r.as_row()
-        record("top_k", {**row, "k": m.ks[i], "logprob_mean": m.logprob[i].mean().item(),
+        record("top_k", {**r.as_row(), "k": m.ks[i], "logprob_mean": m.logprob[i].mean().item(),
                          "kl_mean": m.kl[i].mean().item()})
-    unmoved = [(k, p) for (i, k) in enumerate(m.ks) for p in range(m.cos.shape[1])
-               if not moved(m.cos[i, p].abs(), setup.plan)]
-    assert not unmoved, f"(k, prompt) whose last block did not move: {unmoved}"
+    decide(conclude, judgments.top_k_moved(m, study_setup.plan), study_setup.plan.fail_on)
 
 
 @pytest.mark.xdist_group("ladder-batched-hooks")
-def test_batched_hooks_agree_with_the_exact_sweep(shards, setup):
+@claim(unit="head, test sentence, two routes", rule=ITEMS_COMBINED)
+def test_batched_hooks_agree_with_the_exact_sweep(shards, study_setup, conclude):
     """Two routes, one number, on the real model: "top head @ token" through ablate(rows=[L]) in
     one batched hooked pass (resumed per row unless --engine naive) equals the fast sweep's
     number for that head (1e-5)."""
-    _skip_without_prompts(setup)
-    if setup.options.ablation != "zero":
+    _skip_without_prompts(study_setup)
+    if study_setup.options.ablation != "zero":
         pytest.skip("the prompt sweep used another ablation than zeros")
     m = shards.scale(KINDS[0])
-    swept = shards.prompt_deltas(shards.ladder_indices(KINDS[0]))
-    want = np.stack([swept[L, h] for L, h in enumerate(m.top_heads)])
-    assert np.abs(m.cos.double().numpy() - want).max() <= 1e-5
+    verdict = judgments.batched_equals_sweep(m, shards.prompt_deltas(shards.ladder_indices(KINDS[0])))
+    decide(conclude, verdict, study_setup.plan.fail_on)
