@@ -10,8 +10,8 @@
     plugin/reduce.py      claims that need every shard, evaluated once on the controller
     plugin/reporting.py   the report and the terminal verdict
 
-and tests/hypothesis_profiles.py: the Hypothesis profiles (ci, dev), loaded before any test module;
-tests/benchmark_ratios.py: --benchmark-only's table of fast/plain ratios.
+and tests/helpers/hypothesis_profiles.py: the Hypothesis profiles (ci, dev), loaded before any test module;
+tests/helpers/benchmark_ratios.py: --benchmark-only's table of fast/plain ratios.
 """
 pytest_plugins = [
     "plugin.faults",
@@ -21,6 +21,6 @@ pytest_plugins = [
     "plugin.reduce",
     "plugin.fixtures",
     "plugin.reporting",
-    "tests.hypothesis_profiles",
-    "tests.benchmark_ratios",
+    "tests.helpers.hypothesis_profiles",
+    "tests.helpers.benchmark_ratios",
 ]

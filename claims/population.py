@@ -1,6 +1,6 @@
 """Across the sentence population (--prompts): every single-head ablation on every sentence,
 one item per sentence, computed a chunk of sentences at a time (a shard,
-experiments/prompts.py); each item ships its sentence's differences to the controller, where
+experiments/prompt_chunks.py); each item ships its sentence's differences to the controller, where
 the PRIMARY claims are judged, once every sentence's item ran (plugin/reduce.py): each head
 across the population, on template means (the template is the unit of replication: plan
 replication_unit; heads_by_template.csv shows each template's mean), Bonferroni over all

@@ -24,7 +24,6 @@ import numpy as np
 
 from experiments.analysis import (Verdict, bound_verdict, cluster_means, detectable_note, planted_control, share_verdict,
                                   unit_table, within_verdict)
-from experiments.manipulation import moved, threshold
 from metrics import outcomes
 from metrics.statistics import BEYOND, WITHIN, one_sample_t
 
@@ -57,6 +56,18 @@ def combine_items(items: list[dict]) -> Verdict:
     named = {role: tuple(label for i in items for label in i.get("named", {}).get(role, []))
              for role in ("beyond", "not shown")}
     return Verdict(outcome, "; ".join(words), named["beyond"], named["not shown"])
+
+
+def moved(change, plan):
+    """experiments.manipulation.moved, imported when first needed (it needs torch; the verdicts
+    need not)."""
+    from experiments.manipulation import moved as moved_beyond_round_off
+    return moved_beyond_round_off(change, plan)
+
+
+def threshold(plan):
+    from experiments.manipulation import threshold as smallest_move
+    return smallest_move(plan)
 
 
 def _held_unless(failed: list, detail_if_failed: str, detail: str = "") -> Verdict:

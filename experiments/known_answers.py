@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.prompts import padded
+from experiments.prompt_chunks import padded
 from experiments.question import Prompt
 from hooks import ablate, layout_of
 from metrics.similarity import cosine
@@ -282,7 +282,7 @@ def _plain(value):
     return asdict(value) if isinstance(value, PlantedHead) else str(value)
 
 
-# The two known-answer models of tests/test_known_answers.py, built from the real model on the
+# The two known-answer models of tests/study/test_known_answers.py, built from the real model on the
 # sentences its claims test (the exploration half; the first is the study sentence).
 # Sizes are in the plan's units, so the models follow the plan:
 #   "macroscopic"  one head moving the association by 2-4x the per-head bound across sentences,

@@ -24,7 +24,8 @@ PLAN_FILE = ROOT / "analysis_plan.toml"
 # The code that turns measurements into outcomes: the tests, the categories, the power and the
 # controls, and the outcome rules. The plan's hash covers it, so a rule changed after the data
 # is a changed plan, as a changed number is.
-RULES = ("metrics/statistics.py", "metrics/power.py", "metrics/outcomes.py", "experiments/analysis.py")
+RULES = ("metrics/statistics.py", "metrics/power.py", "metrics/outcomes.py", "experiments/analysis.py",
+         "experiments/judgments.py")
 # The frozen plan: confirmatory runs are judged by exactly this file (README, "The analysis
 # plan"). Changing the plan means changing this line in the same reviewed commit.
 FROZEN_SHA256 = "4aeb3b8ae99acaf8291dec32827986f4ae02aec69ceb158788eb6a0341d96ba7"

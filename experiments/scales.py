@@ -53,7 +53,7 @@ SKIP_BLOCK = KINDS[-1]
 # The one kind that edits positions before the token: its rows resume at their block, at every position.
 EVERY_TOKEN = KINDS[1]
 # The row that runs every block in the fast ladder (the others start at their own): the last
-# block's, which has the most earlier blocks to leave unchanged (tests/test_scales.py reads them).
+# block's, which has the most earlier blocks to leave unchanged (claims/scales.py reads them).
 WITNESS = -1
 
 

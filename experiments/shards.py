@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from experiments import ioi, prompt_set, prompts, scales
+from experiments import ioi, prompt_chunks, prompt_set, scales
 from experiments.study import measure_study
 
 def scale_part_name(kind: str, index: int) -> str:
@@ -62,12 +62,12 @@ class Shards:
     def chunks(self) -> list[tuple[int, ...]]:
         return prompt_set.chunks(len(self.prompts))
 
-    def prompt_chunk(self, indices) -> prompts.PromptChunk:
+    def prompt_chunk(self, indices) -> prompt_chunks.PromptChunk:
         indices = tuple(indices)
-        return self._get(f"prompts-{prompt_set.chunk_label(indices)}", lambda: prompts.measure_chunk(
+        return self._get(f"prompts-{prompt_set.chunk_label(indices)}", lambda: prompt_chunks.measure_chunk(
             self.model, self.prompts, indices, self.ablation, self.engine, means=self.head_means()))
 
-    def prompt_chunk_of(self, index: int) -> prompts.PromptChunk:
+    def prompt_chunk_of(self, index: int) -> prompt_chunks.PromptChunk:
         """The chunk that holds prompt `index`."""
         return self.prompt_chunk(next(c for c in self.chunks() if index in c))
 
@@ -75,7 +75,7 @@ class Shards:
         """Mean ablation's values, a shard of their own (every chunk needs the whole set's)."""
         if self.ablation != "mean":
             return None
-        return self._get("head-means", lambda: prompts.head_means(self.model, self.prompts))
+        return self._get("head-means", lambda: prompt_chunks.head_means(self.model, self.prompts))
 
     def prompt_deltas(self, indices) -> np.ndarray:
         """[n_layers, n_heads, len(indices)] single-head deltas of the given prompts, from their chunks."""

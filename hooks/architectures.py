@@ -35,7 +35,6 @@ class Architecture:
     blocks: str            # the ModuleList of transformer blocks
     out_proj: str          # inside a block: the attention output projection
     n_heads_attr: str      # config attribute holding the number of query heads
-    embeddings: str        # token embedding module (used to build inputs_embeds)
     final_norm: str        # the norm applied after the last block
     # What the fast sweep (hooks/blocks.py) needs to re-run the part of a block that
     # follows the output projection, at one position ("" = no such norm in this family):
@@ -64,7 +63,6 @@ _LLAMA_LIKE = Architecture(
     blocks="model.layers",
     out_proj="self_attn.o_proj",
     n_heads_attr="num_attention_heads",
-    embeddings="model.embed_tokens",
     final_norm="model.norm",
     mlp_norm="post_attention_layernorm",
     rotary="model.rotary_emb",
@@ -83,7 +81,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         blocks="transformer.h",
         out_proj="attn.c_proj",
         n_heads_attr="n_head",
-        embeddings="transformer.wte",
         final_norm="transformer.ln_f",
         mlp_norm="ln_2",
     ),
@@ -93,7 +90,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         blocks="gpt_neox.layers",
         out_proj="attention.dense",
         n_heads_attr="num_attention_heads",
-        embeddings="gpt_neox.embed_in",
         final_norm="gpt_neox.final_layer_norm",
         mlp_norm="post_attention_layernorm",
         parallel_residual="use_parallel_residual",

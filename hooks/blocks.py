@@ -89,7 +89,9 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
     return CleanRun(tuple(out.hidden_states), block_in, block_out, heads_in, kv, spans(mask), positions)
 
 
-def _maybe(block, name):
+def _norm_or_identity(block, name):
+    """The block's module at `name` (an optional norm of a family's row), or the identity when the
+    family has none."""
     return get_attribute(block, name) if name else (lambda x: x)
 
 
@@ -116,20 +118,20 @@ def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int], sit
     rows, tokens = sites
     # [n_sites, len(heads) + 1, width]: the sites are the batch, their edited copies the "sequence"
     # (everything after the output projection is position-wise, so rows never mix).
-    z = run.heads_in[layer][rows, tokens][:, None].expand(-1, len(heads) + 1, -1).clone()
+    heads_in_site = run.heads_in[layer][rows, tokens][:, None].expand(-1, len(heads) + 1, -1).clone()
     for i, h in enumerate(heads):
         if complement:
-            kept = z[:, i, h * hd:(h + 1) * hd].clone()
-            z[:, i] = 0
-            z[:, i, h * hd:(h + 1) * hd] = kept
+            kept = heads_in_site[:, i, h * hd:(h + 1) * hd].clone()
+            heads_in_site[:, i] = 0
+            heads_in_site[:, i, h * hd:(h + 1) * hd] = kept
         else:
-            z[:, i, h * hd:(h + 1) * hd] = 0 if values is None else values[:, h].to(z.dtype)
+            heads_in_site[:, i, h * hd:(h + 1) * hd] = 0 if values is None else values[:, h].to(heads_in_site.dtype)
     x = run.block_in[layer][rows, tokens][:, None]          # [n_sites, 1, d]: the block's clean input
-    attn = _maybe(block, arch.attn_out_norm)(layout.out_proj(model, layer)(z))
+    attn = _norm_or_identity(block, arch.attn_out_norm)(layout.out_proj(model, layer)(heads_in_site))
     mid = x + attn
     # Parallel blocks feed the MLP the block input, the same for every edited copy.
-    mlp = _as_tensor(get_attribute(block, arch.mlp)(_maybe(block, arch.mlp_norm)(x if layout.parallel else mid)))
-    return mid + _maybe(block, arch.mlp_out_norm)(mlp)
+    mlp = _as_tensor(get_attribute(block, arch.mlp)(_norm_or_identity(block, arch.mlp_norm)(x if layout.parallel else mid)))
+    return mid + _norm_or_identity(block, arch.mlp_out_norm)(mlp)
 
 
 def mask_builders() -> dict:

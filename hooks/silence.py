@@ -17,8 +17,8 @@ from typing import Iterable, Iterator, NamedTuple
 import torch
 
 # Silencing is ablation with zeros: hooks/ablate.py owns the one forward pre-hook (pre_hooks),
-# and this module only builds on it (pre_hooks is re-exported here for older callers).
-from hooks.ablate import ablate, check_position, pre_hooks  # noqa: F401
+# and this module only builds on it.
+from hooks.ablate import ablate, check_position
 from hooks.architectures import layout_of
 
 

@@ -123,7 +123,7 @@ def _jobs(token, batch: int, seq: int, prompt_spans: list) -> tuple[list, bool]:
     return jobs, squeeze
 
 
-def _request(layout, input_ids, token, readout, engine, layers, heads, positions, complement, values,
+def _request(layout, input_ids, *, token, readout, engine, layers, heads, positions, complement, values,
              donor_ids, attention_mask) -> tuple[Request, bool]:
     if readout not in READOUTS:
         raise ValueError(f"readout={readout!r}: use one of {READOUTS}")
@@ -291,38 +291,38 @@ def _fast(model, layout, req: Request) -> torch.Tensor:
     values = _job_values(model, req)
     device = run.hidden[0].device
     rows, tokens = (torch.tensor(v, device=device) for v in zip(*req.jobs))
-    tails, wrong = {}, []
+    edited_outputs, unreproduced = {}, []
     for L in sorted(set(req.layers)):
         edited = tail(model, layout, run, L, req.heads, (rows, tokens), req.complement,
                       values=None if values is None else values[:, L])
         if not _close(edited[:, -1], run.block_out[L][rows, tokens]):
-            wrong.append(L)
-        tails[L] = edited[:, :-1]          # [n_jobs, len(heads), d]
+            unreproduced.append(L)
+        edited_outputs[L] = edited[:, :-1]          # [n_jobs, len(heads), d]
 
     out = _empty(model, req)
     pos = torch.tensor(req.positions, device=device)
     if req.readout == "block":
-        _block_readout(model, layout, req, run, tails, wrong, out, pos)
+        _block_readout(model, layout, req, run, edited_outputs, unreproduced, out, pos)
         return out
-    if wrong:
-        _fallback(f"the re-run tail of block(s) {wrong} does not reproduce the clean pass")
+    if unreproduced:
+        _fallback(f"the re-run tail of block(s) {unreproduced} does not reproduce the clean pass")
         return _naive(model, layout, req)
-    if not _final_readout(model, layout, req, run, tails, out, pos):
+    if not _final_readout(model, layout, req, run, edited_outputs, out, pos):
         _fallback("the re-run blocks do not reproduce the clean pass")
         return _naive(model, layout, req)
     return out
 
 
-def _block_readout(model, layout, req, run, tails, wrong, out, pos) -> None:
+def _block_readout(model, layout, req, run, edited_outputs, unreproduced, out, pos) -> None:
     """Fill out[j, i] = hidden_states[L+1] of job j's prompt, its token edited, L = layers[i]."""
     n = layout.n_layers
     final_norm = get_attribute(model, layout.arch.final_norm)
     for i, L in enumerate(req.layers):
-        if L in wrong:
+        if L in unreproduced:
             _fallback(f"the re-run tail of block {L} does not reproduce the clean pass")
             out[:, i] = _naive(model, layout, dataclasses.replace(req, layers=[L]))[:, 0]
             continue
-        at_t = tails[L] if L + 1 < n else final_norm(tails[L])   # hidden_states[n] is normed
+        at_t = edited_outputs[L] if L + 1 < n else final_norm(edited_outputs[L])   # hidden_states[n] is normed
         for j, (b, t) in enumerate(req.jobs):
             start, end = req.spans[b]
             out[j, i] = run.hidden[L + 1][b, req.positions].float()
@@ -330,20 +330,20 @@ def _block_readout(model, layout, req, run, tails, wrong, out, pos) -> None:
             out[j, i][:, (pos < start) | (pos >= end)] = float("nan")
 
 
-def _final_readout(model, layout, req, run, tails, out, pos) -> bool:
+def _final_readout(model, layout, req, run, edited_outputs, out, pos) -> bool:
     """Fill out[j, i] = the final hidden states of job j's prompt with L = layers[i] edited
     at its token; False if a clean probe row does not reproduce the clean pass."""
     n = layout.n_layers
     final_norm = get_attribute(model, layout.arch.final_norm)
-    rows_of = {L: [i for i, v in enumerate(req.layers) if v == L] for L in tails}
+    rows_of = {L: [i for i, v in enumerate(req.layers) if v == L] for L in edited_outputs}
     for j, (b, t) in enumerate(req.jobs):
         start, end = req.spans[b]
         before, after = (pos >= start) & (pos < t), (pos >= t) & (pos < end)
         out[j][:, :, before] = run.hidden[-1][b, pos[before]].float()
         resumer = Resumer(model, layout, run, b, t)
-        job_tails = {L: rows[j] for L, rows in tails.items()}
-        for group in _groups(sorted(tails), len(req.heads), end - t):
-            final = _wavefront(resumer, final_norm, run, job_tails, group, n)
+        job_outputs = {L: rows[j] for L, rows in edited_outputs.items()}
+        for group in _groups(sorted(edited_outputs), len(req.heads), end - t):
+            final = _wavefront(resumer, final_norm, run, job_outputs, group, n)
             if final is None:
                 return False
             for (L, lo, hi), y in final:
@@ -368,10 +368,10 @@ def _groups(layers: list[int], n_heads: int, q: int):
         yield group
 
 
-def _wavefront(resumer, final_norm, run, tails, group, n):
+def _wavefront(resumer, final_norm, run, edited_outputs, group, n):
     """Run one group's rows from their block to the final norm; None if the probe fails.
 
-    tails[L]: [len(heads), d], block L's edited output at the resumer's token.
+    edited_outputs[L]: [len(heads), d], block L's edited output at the resumer's token.
     """
     first = group[0][0]
     # Row 0 is a clean probe that enters with the group's first rows.
@@ -383,7 +383,7 @@ def _wavefront(resumer, final_norm, run, tails, group, n):
     for k in range(first, n):
         for lo, hi in entering.get(k, ()):
             rows = resumer.window(run.block_out[k]).expand(hi - lo, -1, -1).clone()
-            rows[:, 0] = tails[k][lo:hi]         # block k's output: only position t changed
+            rows[:, 0] = edited_outputs[k][lo:hi]         # block k's output: only position t changed
             spans.append(((k, lo, hi), (x.shape[0], x.shape[0] + hi - lo)))
             x = torch.cat([x, rows])
         if k + 1 < n:
@@ -439,7 +439,8 @@ def sweep(model: torch.nn.Module, input_ids: torch.Tensor, token: int | Sequence
     values= and donor_ids= are not combinable with each other or with complement=True.
     """
     layout = layout_of(model)
-    req, squeeze = _request(layout, input_ids, token, readout, engine, layers, heads, positions, complement,
-                            values, donor_ids, attention_mask)
+    req, squeeze = _request(layout, input_ids, token=token, readout=readout, engine=engine, layers=layers, heads=heads,
+                            positions=positions, complement=complement, values=values, donor_ids=donor_ids,
+                            attention_mask=attention_mask)
     out = _naive(model, layout, req) if engine == "naive" else _fast(model, layout, req)
     return out[0] if squeeze else out

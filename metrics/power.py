@@ -62,7 +62,7 @@ def flagged(x: np.ndarray, alpha: float, correction: str, test: str = "differenc
 
     The same decisions as metrics.statistics.reject(t_tests(x), tost_p(x) or beyond_p(x),
     ...), taken by comparing each statistic with the critical value of its rank instead of
-    computing p-values: the simulations' hot loop (tests/test_power.py proves both routes agree).
+    computing p-values: the simulations' hot loop (tests/verdicts/test_power.py proves both routes agree).
     """
     mean = x.mean(-1)
     se = np.sqrt(((x - mean[..., None]) ** 2).sum(-1) / (x.shape[-1] - 1) / x.shape[-1])
@@ -110,7 +110,7 @@ def flagged_from(mean: np.ndarray, se: np.ndarray, n: int, alpha: float, correct
 # Normal-theory power integrates over the sample variance: with V ~ chi-square(n - 1), the
 # standard error is sd/sqrt(n) * sqrt(V / (n - 1)) and the mean is independent of it, so a
 # test's power is an average over V of normal probabilities. GRID equally likely quantiles
-# of V make that average exact to about 1e-4 (tests/test_power.py compares with scipy's
+# of V make that average exact to about 1e-4 (tests/verdicts/test_power.py compares with scipy's
 # noncentral t), and stay finite where scipy's nctdtr returns nan.
 GRID = 2000
 

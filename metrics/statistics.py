@@ -47,7 +47,7 @@ CATEGORIES = (BEYOND, NOT_NEGLIGIBLE, WITHIN, UNDECIDED)
 
 
 # Student's t distribution through the scipy.special functions that scipy's t distribution
-# object itself calls (bitwise the same numbers, tests/test_statistics.py): importing
+# object itself calls (bitwise the same numbers, tests/verdicts/test_statistics.py): importing
 # scipy.stats costs every pytest process about 1.5 s, importing scipy.special a third of that.
 def t_sf(t, df):
     """P(T > t) for Student's t with `df` degrees of freedom."""

@@ -6,7 +6,7 @@ memory, and how a model too large for one GPU is spread over several.
     device_map(model, {0: 20e9, 1: 20e9})                       # {"transformer.h.0": 0, ...}
 
 Pure functions of their arguments (counts, bytes, a model skeleton): unit tested on a CPU
-with made-up counts and sizes (tests/test_placement.py).
+with made-up counts and sizes (tests/plugin/test_placement.py).
 """
 from __future__ import annotations
 

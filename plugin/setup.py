@@ -3,7 +3,7 @@
 `setup_of(config)` reads the model's config (layers x heads, for one test per layer x head)
 and its tokenizer (where the words are), and checks the question and the prompt set
 against them. It runs the first time a study test is collected, never for a run that
-collects none (`pytest tests/test_statistics.py` touches no model), and its answer is kept
+collects none (`pytest tests/verdicts/test_statistics.py` touches no model), and its answer is kept
 for the rest of the session. A failure is a SetupError whose message is the one line the
 user sees (plugin/collection.py turns it into pytest's usage error).
 """

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metrics import outcomes
-from report.results import CLAIM_COLUMNS, claim_table, errors_line, publish, table, versions
+from report.results import CLAIM_COLUMNS, claim_table, errors_line, publish, shard_table, table, versions
 
 
 @dataclass
@@ -22,6 +22,7 @@ class ClaimsReport:
     folder: Path
     claims: list = field(default_factory=list)
     crashed: list = field(default_factory=list)
+    shards: list = field(default_factory=list)       # the run's shard computations (report/results.shard_table)
     published: bool = False
 
     @property
@@ -33,9 +34,12 @@ class ClaimsReport:
         where = (f"results in {self.folder}" if self.published else
                  f"PARTIAL run ({'; '.join(self.crashed) or 'some claims did not run'}): report not written; "
                  f"{self.folder} keeps the previous complete report, if any")
+        twice = [s["name"] for s in self.shards if s["computations"] > 1]
+        shards = [f"shards: {sum(s['computations'] for s in self.shards)} computation(s) of {len(self.shards)} shards"
+                  + (f"; computed more than once: {twice}" if twice else ", each computed once")] if self.shards else []
         return errors + [f"{self.name}: {len(self.claims)} claim(s), {where}"] + [
             f"{c['outcome']:<15} {c['test'].split('::')[-1]}" + (f"  ({c['detail']})" if c["detail"] else "")
-            for c in self.claims]
+            for c in self.claims] + shards
 
 
 def own_reports(collected) -> list[str]:
@@ -53,13 +57,13 @@ def write_claims_report(collected, name: str) -> ClaimsReport:
     plans = {r.get("plan_file", ""): r.get("plan_sha256", "") for r in docs.values() if r.get("plan_file")}
     digest = hashlib.sha256(json.dumps([setup.model_name, sorted(plans.items()), sorted(docs)]).encode()).hexdigest()
     report = ClaimsReport(name, setup.options.results_dir / setup.model_name / f"{name}-{digest[:8]}", claims,
-                          list(collected.crashed))
+                          list(collected.crashed), shard_table(collected))
     if not report.complete:
         return report
     summary = {"report": name, "model": {"name": setup.model_name, "n_layers": setup.n_layers,
                                          "n_heads": setup.n_heads},
                "plans": {file: {"sha256": sha} for file, sha in sorted(plans.items())},
-               "versions": versions(),
+               "versions": versions(), "shards": {s["name"]: s["computations"] for s in report.shards},
                "claims": {c["test"]: {k: c[k] for k in CLAIM_COLUMNS[2:]} for c in claims}}
     files = {"claims.csv": table(claims, CLAIM_COLUMNS),
              "summary.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()}

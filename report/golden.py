@@ -97,7 +97,7 @@ def save(path: Path, actual: dict, versions: dict) -> None:
 
 # Golden verdicts: the outcome of every claim of a run on a real model, pinned for regression
 # (an observation of that run, never a claim's assertion). A run whose verdicts differ fails
-# the gate, naming each claim; tests/test_reports_are_reproducible.py compares them.
+# the gate, naming each claim; tests/study/test_reports_are_reproducible.py compares them.
 GOLDEN = Path(__file__).resolve().parents[1] / "claims" / "golden"
 VERDICTS = GOLDEN / "verdicts"
 

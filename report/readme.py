@@ -1,6 +1,6 @@
 """The README's result tables, rendered from the golden verdicts that the runs themselves wrote
 (claims/golden/verdicts/<model>-<prompt set>.json, by `--update-golden`): no outcome or number
-in them is typed by hand, and tests/test_readme.py fails when the README and the files differ.
+in them is typed by hand, and tests/study/test_readme.py fails when the README and the files differ.
 
     python -m report.readme      # rewrite README.md's marked tables from claims/golden/verdicts/
 

@@ -2,8 +2,8 @@
 
 Input: the rows every test item shipped and the objects the claims across shards kept
 (plugin/reduce.py `Collected`). Nothing is recomputed here: blocks.csv prints the very
-UnitStats rows that tests/across_shards.py asserted on, scales.csv those of
-tests/test_scales.py, and so on (the README's layout section maps every file to its test).
+UnitStats rows that the claims (claims/*.py) judged, scales.csv those of claims/scales.py, and
+so on (the README's layout section maps every file to its claim).
 Rows are sorted and floats printed with a fixed format, so the same measurements give
 byte-identical files however the run was spread over processes.
 
@@ -151,7 +151,7 @@ def errors_line(errors: list[dict]) -> list[str]:
 def work_line(shards: list[dict]) -> str:
     """How the run's work divides (terminal only: seconds vary by run): the seconds spent in
     shard computations, and the largest shard's share, which bounds what more workers gain
-    (tests/test_scaleout_benchmarks.py reads this line)."""
+    (tests/benchmarks/test_scaleout_benchmarks.py reads this line)."""
     total = sum(s["seconds"] for s in shards)
     largest = max(shards, key=lambda s: s["seconds"])
     return (f"shard work: {total:.1f} s in {len(shards)} shards; the largest, {largest['name']}, "

@@ -1,0 +1,147 @@
+"""Benchmark of the scale ladder resumed (experiments/scales.py, engine="fast") against the
+plain batched pass it replaced (engine="naive"), side by side in one run.
+
+Run with:  python -m pytest tests/benchmarks/test_ladder_benchmarks.py --benchmark-only -s -p no:randomly
+(without --benchmark-only it is skipped before any model is loaded.)
+
+SmolLM2-135M-Instruct (real weights, bundled, copied into the process), the ladder's 8 test
+sentences (the exploration half's first ones; plan: scale_test_prompts), all 6 kinds, on one
+torch thread (the study's --threads default: each shard computes on one). The unit of work is
+one kind on one sentence (one shard of a run); each round times every unit on both sides back
+to back, each side first in turn, and per unit the fastest of ROUNDS calls counts (this machine
+is shared: a call can be slowed several-fold by other processes; the fastest is the closest to
+the code's own cost). Each side's time is the sum over its 48 units. The top heads are a seeded
+draw: what a kind costs does not depend on which head it silences.
+
+Exactness in the same run: every readout of the last round, fast against plain, to
+tests/engine/test_ladder.py's bound, plus the plain pass's own round-off between two batch shapes
+(its rows in two batches of 15, each with its own clean row; measured here): SmolLM2's plain
+pass itself moves a cosine of the every-token kind by 2.4e-5 between those shapes (its
+activations reach 19,000 where one of the pair's vectors has norm 200). Beside the ratio, its
+FLOP ceiling: the plain pass's FLOPs in the blocks over the least a resumed ladder must spend
+(one clean pass, then row L through blocks L.. at columns token..; every column for the
+every-token kind). The measured ratio stays well under it on a CPU: a block call on a few
+rows costs about what reading the block's weights costs (SmolLM2: ~2 ms whatever the rows up
+to ~4 x 12 tokens), and the resumed ladder makes twice the block calls (the clean pass, then
+the rows), the first ones on few rows.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+
+import torch
+
+from experiments import scales
+from hooks import ablate, layout_of, resumed_pass, scale_block
+from tests.helpers.baselines import flops_per_token, record_ratio
+from tests.engine.test_ladder import FACTORS, READOUTS, ladder_errors, logit_scale, smollm2_test_prompts
+
+ROUNDS = 3
+TARGET = 1.3
+SENTENCES = 8
+THREADS = 1            # the study's default (--threads 1): each shard computes on one thread
+ENGINES = ("fast", "naive")
+
+
+def ladder_flops(model, prompts) -> tuple[float, float]:
+    """(the plain ladder's FLOPs, the least a resumed one must spend) in the blocks, all kinds."""
+    n, block = layout_of(model).n_layers, flops_per_token(model)[0]
+    plain = least = 0.0
+    for p in prompts:
+        seq = len(p.tokens.ids)
+        for kind in scales.KINDS:
+            width = seq if kind == scales.EVERY_TOKEN else seq - p.token
+            plain += (n + 1) * seq * n * block
+            least += seq * n * block + sum((n - L) * width * block for L in range(n))
+    return plain, least
+
+
+def plain_in_two_batches(model, prompt, kind: str, top_heads: list[int]) -> dict:
+    """The ladder's readouts from the plain pass with its rows split in two batches (rows 0..14,
+    then the rest), each beside its own clean row: the same numbers at another batch shape."""
+    n, n_heads = layout_of(model).n_layers, layout_of(model).n_heads
+    ids, t = torch.tensor([prompt.tokens.ids]), prompt.token
+    parts = []
+    for blocks in (range(0, n // 2), range(n // 2, n)):
+        def install(stack, r, row, offset, blocks=blocks):
+            L = blocks[r]
+            if kind in FACTORS:
+                stack.enter_context(scale_block(model, L, FACTORS[kind], t, rows=[row]))
+            elif kind == "all heads @ token":
+                stack.enter_context(ablate(model, L, range(n_heads), t, rows=[row]))
+            else:
+                stack.enter_context(ablate(model, L, top_heads[L], None if kind == scales.EVERY_TOKEN else t,
+                                           rows=[row]))
+        states = resumed_pass(model, ids, None, [0] * len(blocks), install, engine="naive")
+        parts.append(scales.deltas(model, prompt, states))
+    cos, lp, kl = (torch.cat(values) for values in zip(*parts))
+    return {"ripple": cos, "logprob": lp, "kl": kl}
+
+
+def test_smollm2_scale_ladder(benchmark):
+    """All 6 kinds x 8 test sentences: the resumed ladder vs the plain batched pass, one run."""
+    from models.loading import SMOLLM2, load, resolve
+
+    benchmark.group = f"SmolLM2-135M-Instruct, scale ladder, 6 kinds x {SENTENCES} sentences, {THREADS} thread"
+    model, _ = load(resolve(SMOLLM2))
+    # Memory-mapped float32 weights may be dropped and re-read mid-run under memory pressure
+    # (tests/benchmarks/test_patching_benchmarks.py): copy them into the process.
+    for parameter in model.parameters():
+        parameter.data = parameter.data.clone()
+    prompts = smollm2_test_prompts(model, SENTENCES)
+    layout = layout_of(model)
+    g = torch.Generator().manual_seed(0)
+    selection = scales.Selection(torch.randint(0, layout.n_heads, (layout.n_layers,), generator=g).tolist(), [])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        for engine in ENGINES:                                                    # warm the process
+            scales.measure_kind(model, prompts[:1], scales.KINDS[0], selection, engine=engine)
+        best, last, turn = {}, {}, itertools.count()
+
+        def one_round():
+            # Unit by unit (one kind on one sentence), the two sides back to back, each first in turn.
+            for kind in scales.KINDS:
+                for i, p in enumerate(prompts):
+                    for engine in ENGINES if next(turn) % 2 else ENGINES[::-1]:
+                        start = time.perf_counter()
+                        last[engine, kind, i] = scales.measure_kind(model, [p], kind, selection, engine=engine)
+                        took = time.perf_counter() - start
+                        best[engine, kind, i] = min(best.get((engine, kind, i), took), took)
+
+        benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    finally:
+        torch.set_num_threads(threads)
+    seconds = {(engine, kind): sum(best[engine, kind, i] for i in range(len(prompts)))
+               for engine in ENGINES for kind in scales.KINDS}
+    logits = logit_scale(model, prompts)
+    worst, own_worst = {}, {}
+    for kind in scales.KINDS:
+        fast, naive = ({name: torch.cat([getattr(last[engine, kind, i], name) for i in range(len(prompts))], -1)
+                        for name in READOUTS} for engine in ENGINES)
+        split = [plain_in_two_batches(model, p, kind, selection.top_heads) for p in prompts]
+        own = {name: (torch.stack([s[name] for s in split], -1) - naive[name]).abs().max().item() for name in naive}
+        for name, (err, tol) in ladder_errors(fast, naive, logits, own).items():
+            worst[kind, name] = (err, tol)
+            own_worst[kind, name] = own[name]
+    plain_flops, least_flops = ladder_flops(model, prompts)
+    fast_s = sum(seconds["fast", kind] for kind in scales.KINDS)
+    plain_s = sum(seconds["naive", kind] for kind in scales.KINDS)
+    ratio = record_ratio(
+        benchmark, fast_s=fast_s, plain_s=plain_s, flop_ceiling=plain_flops / least_flops,
+        plain_side=f"plain batched pass (engine naive); per (kind, sentence) the fastest of {ROUNDS}, in turns",
+        threads=THREADS, per_kind_s={kind: [round(seconds["fast", kind], 2), round(seconds["naive", kind], 2)]
+                                     for kind in scales.KINDS},
+        max_error={f"{kind}: {name}": f"{err:.2g} (tolerance {tol:.2g}, own {own_worst[kind, name]:.2g})"
+                   for (kind, name), (err, tol) in worst.items()})
+    print(f"\n[SmolLM2-135M-Instruct, scale ladder, 6 kinds x {SENTENCES} sentences, {THREADS} torch thread] resumed "
+          f"{fast_s:.2f} s, plain {plain_s:.2f} s (per kind and sentence the fastest of {ROUNDS} calls, the sides "
+          f"in turns): speedup {ratio:.2f}x (FLOP ceiling {plain_flops / least_flops:.2f}x); logit scale {logits:.1f}")
+    for kind in scales.KINDS:
+        errors = ", ".join(f"{name} {worst[kind, name][0]:.2g} (own {own_worst[kind, name]:.2g})" for name in READOUTS)
+        print(f"  {kind:24s} resumed {seconds['fast', kind]:6.2f} s  plain {seconds['naive', kind]:6.2f} s  "
+              f"{seconds['naive', kind] / seconds['fast', kind]:5.2f}x   max|fast - plain|: {errors}")
+    beyond = {f"{kind}: {name}": f"{err:.3g} > {tol:.3g}" for (kind, name), (err, tol) in worst.items() if err > tol}
+    assert not beyond, f"the resumed ladder differs from the plain pass beyond the bound: {beyond}"
+    assert ratio >= TARGET, f"{ratio:.2f}x is below the {TARGET:g}x target"

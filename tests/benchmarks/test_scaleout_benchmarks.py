@@ -1,0 +1,127 @@
+"""`pytest -m study` spread over xdist workers, measured like for like, and projected to more
+workers than this machine has.
+
+    python -m pytest tests/benchmarks/test_scaleout_benchmarks.py --benchmark-only -s -p no:randomly
+
+Three runs of the same study, one after the other:
+  -n 0 --threads 1    one process, one torch thread: the unit every worker is. Its wall time
+                      and its "shard work" line (report/results.work_line: seconds spent in
+                      shard computations, the largest shard's share) give the serial part
+                      (wall - shard work: start-up, collection, items, claims, report) and
+                      the Amdahl projection for N workers:
+                          T(N) = serial + max(shard work / N, largest shard)
+                      (each shard runs on one worker, so the largest one bounds any N).
+  -n 0 --threads all  one process on every core, as a user's plain run would be: the side
+                      the measured ratio is taken against.
+  -n 2                two workers, one thread each (byte-identical results to -n 0 --threads 1).
+
+(a) the default offline model (SmolLM2-135M-Instruct) and the shipped prompt set;
+(b) a random GPT-2 Large-shaped checkpoint (36 x 20 x 1280) in a Hugging Face cache, with the
+    prompt set: the study as it would run on the real GPT-2 Large.
+Goals: the largest shard <= 1/16 of the shard work; for the GPT-2 Large shape, the projection at
+16 workers >= 10x (SmolLM2's ~18 s of start-up and report are 13% of its run: Amdahl caps it near 7x).
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.baselines import record_ratio
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERS = (4, 16, 64)
+TARGET_AT_16 = 10.0
+LARGEST_SHARE = 1 / 16
+
+
+def _study(results: Path, spread: list[str], env: dict) -> tuple[float, str]:
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    full.pop("PYTEST_XDIST_WORKER", None)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "study", "-q", "-p", "no:randomly",
+                           f"--results-dir={results}", *spread], cwd=ROOT, env=full, capture_output=True, text=True,
+                          timeout=7200)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0 or "complete run" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return seconds, proc.stdout
+
+
+def _files(results: Path) -> dict[str, bytes]:
+    return {p.relative_to(results).as_posix(): p.read_bytes() for p in sorted(results.rglob("*")) if p.is_file()}
+
+
+WORK = re.compile(r"shard work: ([\d.]+) s in (\d+) shards; the largest, (\S+), ([\d.]+) s")
+
+
+def shard_work(out: str) -> tuple[float, int, str, float]:
+    """(seconds of shard work, shards, the largest shard's name, its seconds) from a run's verdict."""
+    found = WORK.search(out)
+    assert found, "no 'shard work' line in the run's verdict"
+    return float(found[1]), int(found[2]), found[3], float(found[4])
+
+
+def projection(wall: float, work: float, largest: float, workers: int) -> float:
+    """Amdahl's law with the largest shard as the floor: wall / (serial + max(work / N, largest))."""
+    serial = wall - work
+    return wall / (serial + max(work / workers, largest))
+
+
+@pytest.fixture(scope="module")
+def gpt2_large_home(tmp_path_factory):
+    """Built in a subprocess: a child started by a process that once held the 3 GB model
+    would report that process's resident memory as its own peak (Linux carries it over fork)."""
+    home = tmp_path_factory.mktemp("hf")
+    subprocess.run([sys.executable, "-c", "import sys; from tests.helpers.tiny_models import random_gpt2_large_in_hf_cache; "
+                    "random_gpt2_large_in_hf_cache(sys.argv[1])", str(home)], cwd=ROOT, check=True,
+                   capture_output=True)
+    return home
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m-instruct", "gpt2-large"])
+def test_two_workers_against_one_process(benchmark, model, tmp_path, request):
+    env = {"STUDY_MODEL": model}
+    if model == "gpt2-large":
+        env["HF_HOME"] = str(request.getfixturevalue("gpt2_large_home"))
+    benchmark.group = f"pytest -m study, {model}"
+    unit_s, unit_out = _study(tmp_path / "n0-1", ["-p", "no:xdist", "--threads", "1"], env)
+    serial_s, serial_out = _study(tmp_path / "n0-all", ["-p", "no:xdist", "--threads", "all"], env)
+    parallel_s, parallel_out = benchmark.pedantic(lambda: _study(tmp_path / "n2", ["-n", "2"], env),
+                                                  rounds=1, iterations=1)
+    work, n_shards, largest_name, largest = shard_work(unit_out)
+    projected = {n: projection(unit_s, work, largest, n) for n in WORKERS}
+    memory = [next((line for line in out.splitlines() if line.startswith("peak resident memory")), "")
+              for out in (serial_out, parallel_out)]
+    same = _files(tmp_path / "n0-1") == _files(tmp_path / "n2")
+    ratio = record_ratio(benchmark, fast_s=parallel_s, plain_s=serial_s, plain_side="-n 0 --threads all (every core)",
+                         model=model, one_thread_s=round(unit_s, 1), speedup_over_one_thread=round(unit_s / parallel_s, 2),
+                         serial_s=round(unit_s - work, 1), shard_work_s=round(work, 1), shards=n_shards,
+                         largest_shard=largest_name, largest_share=round(largest / work, 4),
+                         projected={n: round(v, 1) for n, v in projected.items()}, identical_results=same,
+                         memory_n0=memory[0], memory_n2=memory[1])
+    print(f"\n[{model}] pytest -m study: -n 0 one thread {unit_s:.1f} s, -n 0 every core {serial_s:.1f} s, "
+          f"-n 2 {parallel_s:.1f} s: {ratio:.2f}x over every core ({unit_s / parallel_s:.2f}x over one thread); "
+          f"results of -n 0 (one thread) and -n 2 identical: {same}\n"
+          f"  serial part {unit_s - work:.1f} s ({(unit_s - work) / unit_s:.1%}); shard work {work:.1f} s in "
+          f"{n_shards} shards, the largest {largest_name} {largest:.1f} s ({largest / work:.1%})\n"
+          f"  projected (Amdahl, the largest shard as floor): "
+          + ", ".join(f"{n} workers {v:.1f}x" for n, v in projected.items())
+          + f"\n  -n 0 {memory[0]}\n  -n 2 {memory[1]}")
+    assert same, "-n 0 and -n 2 wrote different results"
+    assert largest / work <= LARGEST_SHARE, (f"the largest shard, {largest_name}, is {largest / work:.1%} of the work "
+                                             f"(goal <= {LARGEST_SHARE:.1%})")
+    if model == "gpt2-large":                 # the goal is the real study's; SmolLM2's is start-up bound
+        assert projected[16] >= TARGET_AT_16, f"projected {projected[16]:.1f}x at 16 workers (goal {TARGET_AT_16:g}x)"
+
+
+def test_projection_is_amdahl_with_the_largest_shard_as_floor():
+    assert projection(100.0, 90.0, 1.0, 1) == pytest.approx(1.0)
+    assert projection(100.0, 90.0, 1.0, 10) == pytest.approx(100 / 19)
+    assert projection(100.0, 90.0, 30.0, 10) == pytest.approx(100 / 40)       # the largest shard binds
+    assert shard_work("shard work: 812.5 s in 61 shards; the largest, scales-top-k, 41.0 s (5.0% of it)") == (
+        812.5, 61, "scales-top-k", 41.0)

@@ -1,0 +1,145 @@
+"""Where the model goes (models/placement.py), tested on a CPU with made-up GPU counts and
+memory sizes: which GPU each worker uses, how many CPU workers fit, how a model is spread
+over GPUs. The spread run itself needs two GPUs (skipped, with the reason, elsewhere)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.placement import GIB, bytes_on_disk, device_map, per_worker_bytes, plan_over_gpus, worker_cap, worker_device
+
+
+@pytest.mark.parametrize("worker, count, expected", [
+    ("gw0", 4, "cuda:0"), ("gw3", 4, "cuda:3"), ("gw5", 4, "cuda:1"), ("gw7", 2, "cuda:1"), ("gw12", 1, "cuda:0"),
+    (None, 4, "cuda"),               # no xdist: torch's current device
+])
+def test_worker_i_uses_gpu_i_mod_count(worker, count, expected):
+    assert worker_device("cuda", worker, count) == expected
+
+
+def test_cpu_and_an_explicit_gpu_are_kept_as_asked():
+    assert worker_device("cpu", "gw5", 4) == "cpu"
+    assert worker_device("cuda:2", "gw5", 4) == "cuda:2"
+
+
+def test_a_bare_cuda_without_gpus_is_an_error_naming_the_worker():
+    with pytest.raises(ValueError, match="--device cuda with 0 GPUs: no CUDA device to give worker gw1"):
+        worker_device("cuda", "gw1", 0)
+
+
+def test_gpt2_large_at_16_workers_is_capped_to_what_memory_holds():
+    gpt2_large = 3_250_000_000                      # its float32 safetensors file
+    assert per_worker_bytes(gpt2_large) / GIB == pytest.approx(4.28, abs=0.01)
+    workers, why = worker_cap(16, gpt2_large, 32 * GIB)
+    assert workers == 7
+    assert why == "capped from 16 to 7: each worker needs 4.3 GiB (model 3.0 GiB + activations + Python) and 32.0 GiB is available"
+
+
+def test_workers_that_fit_are_kept():
+    assert worker_cap(8, 500_000_000, 64 * GIB)[0] == 8
+
+
+def test_at_least_one_worker_even_when_nothing_fits():
+    assert worker_cap(16, 40 * GIB, 8 * GIB)[0] == 1
+
+
+@pytest.mark.parametrize("requested", [0, -2])
+def test_no_workers_requested_is_an_error(requested):
+    with pytest.raises(ValueError, match="ask for at least 1"):
+        worker_cap(requested, GIB, GIB)
+
+
+def test_bytes_on_disk_reads_only_weight_files(tmp_path):
+    assert bytes_on_disk(tmp_path / "missing") is None and bytes_on_disk(tmp_path) is None
+    (tmp_path / "model.safetensors").write_bytes(b"x" * 1000)
+    (tmp_path / "config.json").write_text("{}")
+    assert bytes_on_disk(tmp_path) == 1000
+
+
+def _tiny_llama_config(layers=8):
+    import transformers as tf
+
+    return tf.LlamaConfig(hidden_size=64, num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                          intermediate_size=128, vocab_size=1000, max_position_embeddings=64)
+
+
+def _blocks_by_gpu(plan: dict, layers: int) -> list:
+    """Which GPU holds each block, in order (every block must be placed whole)."""
+    def gpu_of(block):
+        names = [n for n in plan if block == n or block.startswith(n + ".")]
+        assert names, f"{block} is not placed"
+        return plan[names[0]]
+    return [gpu_of(f"model.layers.{i}") for i in range(layers)]
+
+
+def test_a_model_too_large_for_one_gpu_is_spread_over_two_in_block_order():
+    config = _tiny_llama_config()
+    with torch.device("meta"):
+        from transformers import AutoModelForCausalLM
+        skeleton = AutoModelForCausalLM.from_config(config)
+    size = sum(p.numel() * p.element_size() for p in skeleton.parameters())
+    plan = device_map(skeleton, {0: int(size * 0.6), 1: int(size * 0.6)})
+    gpus = _blocks_by_gpu(plan, 8)
+    assert set(gpus) == {0, 1} and gpus == sorted(gpus), gpus   # both used, blocks 0.. then ..7
+
+
+def test_the_gpu_plan_keeps_a_model_that_fits_on_one_gpu():
+    plan = plan_over_gpus(_tiny_llama_config(), torch.bfloat16, {0: 10 * GIB, 1: 10 * GIB})
+    assert set(plan.values()) == {0}
+
+
+def test_a_model_larger_than_every_gpu_together_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="the model does not fit on 2 GPU"):
+        plan_over_gpus(_tiny_llama_config(), torch.float32, {0: 100_000, 1: 100_000})
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="the spread run needs two CUDA devices; this machine has "
+                    f"{torch.cuda.device_count()}")
+def test_a_sweep_over_two_gpus_equals_one_on_one(tmp_path):
+    from hooks import sweep
+    from hooks.precision import bound
+    from models.loading import load, resolve
+    from tests.engine.test_dtypes import worst_relative
+    from tests.helpers.tiny_models import tiny_gpt2_checkpoint
+
+    choice = resolve(tiny_gpt2_checkpoint(tmp_path / "tiny", n_layer=4))
+    spread, _ = load(choice, "cuda", "float32", device_map={**{f"transformer.h.{i}": i // 2 for i in range(4)},
+                                                             "transformer.wte": 0, "transformer.wpe": 0,
+                                                             "transformer.ln_f": 1, "lm_head": 1})
+    whole, _ = load(choice, "cuda:0", "float32")
+    ids = torch.randint(0, 1000, (1, 9), generator=torch.Generator().manual_seed(0)).cuda()
+    for readout in ("block", "final"):
+        assert worst_relative(sweep(spread, ids, 4, readout).cpu(), sweep(whole, ids, 4, readout).cpu()) <= bound()
+
+
+def test_n_auto_is_capped_by_memory_and_the_header_says_why(tmp_path):
+    """A checkpoint of 1 TiB (a sparse file: no disk used) leaves room for one worker."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
+    with open(tmp_path / "model.safetensors", "wb") as f:
+        f.truncate(2**40)
+    env = {**os.environ, "PYTEST_XDIST_AUTO_NUM_WORKERS": "4", "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "--collect-only", f"--model={tmp_path}",
+                          "tests/plugin/test_placement.py", "-k", "worker_i_uses"], cwd=Path(__file__).parents[2],
+                         env=env, capture_output=True, text=True, timeout=300).stdout
+    assert "workers: 1 (-n auto: capped from 4 to 1: each worker needs 1280.5 GiB (model 1024.0 GiB" in out, out[:2000]
+
+
+def test_the_worker_cap_does_not_fail_before_a_bundled_model_is_converted(tmp_path, monkeypatch):
+    """A fresh machine (CI): the bundled model's folder does not exist yet. Its size is unknown,
+    so -n auto keeps one worker per core; the hook must not ask the hub about a local path."""
+    from plugin.workers import _model_bytes
+
+    monkeypatch.setenv("STUDY_CACHE", str(tmp_path / "empty-cache"))
+
+    class Config:
+        def getoption(self, name):
+            return {"model": "smollm2-135m-instruct"}[name]
+
+    assert _model_bytes(Config()) is None
