@@ -90,6 +90,7 @@ class ClaimFailed(AssertionError):
 def decide(conclude, verdict, fail_on) -> None:
     """Report a claim's verdict (`conclude`: the fixture of an item, or the Rows a claim across
     shards takes) and fail the test where the plan says its outcome fails the run."""
+    __tracebackhide__ = True               # pytest shows the claim's line, not this one
     say = getattr(conclude, "conclude", conclude)
     say(verdict.detail, outcome=verdict.outcome, named=verdict.named())
     if outcomes.fails_run(verdict.outcome, fail_on):

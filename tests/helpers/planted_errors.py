@@ -2,8 +2,8 @@
 
     PYTEST_PLUGINS=tests.helpers.planted_errors STUDY_ERROR="item L01-H02" pytest -m study ...
 
-    item <id>    the per-head item test_silencing_...[<id>] raises a TypeError after its rows
-                 were recorded (the run stays complete, its report is written)
+    item <id>    the per-head item test_silencing_...[<id>] raises a TypeError in its judgment,
+                 after its rows were recorded (the run stays complete, its report is written)
     claim        the claims across shards that judge the study sentence's blocks raise (their
                  shared helper, claims/study_sentence.blocks)
     shard top-k  the top-k shard raises while it is computed (on whichever worker computes it)
@@ -48,9 +48,11 @@ def pytest_runtest_call(item):
     kind, target = _fault()
     if not (kind == "item" and PER_HEAD in item.nodeid and f"[{target}]" in item.nodeid):
         return (yield)
-    original = item.module.moved
-    item.module.moved = _raise              # called right after the item recorded its rows
+    from experiments import judgments
+
+    original = judgments.per_head
+    judgments.per_head = _raise             # called right after the item recorded its rows
     try:
         return (yield)
     finally:
-        item.module.moved = original
+        judgments.per_head = original

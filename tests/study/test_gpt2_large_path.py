@@ -61,10 +61,10 @@ def test_the_study_runs_on_a_gpt2_large_shaped_checkpoint(hf_home, tmp_path):
     # The scale ladder is left out: at this shape it is 8 CPU-minutes (6 kinds x 8 sentences
     # of 36-row passes), and its code does not depend on the model's size: it runs in CI on the
     # tiny GPT-2 (tests/plugin/test_plugin_runs.py), SmolLM2 and Gemma-3 (the pinned runs).
-    sentences = (ROOT / "tests" / "data" / "sentences_exploration.txt").read_text().splitlines()
+    sentences = (ROOT / "claims" / "data" / "sentences_exploration.txt").read_text().splitlines()
     prompts = tmp_path / "first-12.txt"
     prompts.write_text("\n".join([line for line in sentences if line and not line.startswith("#")][:12]) + "\n")
-    proc = _study(hf_home, tmp_path / "results", "--model=gpt2-large", f"--prompts={prompts}", "-k", "not test_scales")
+    proc = _study(hf_home, tmp_path / "results", "--model=gpt2-large", f"--prompts={prompts}", "-k", "not scales")
     out = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1), out[-4000:]          # claims may fail on random weights
     last = out.strip().splitlines()[-1]
