@@ -79,10 +79,10 @@ ENGINE = Subset("engine", (
 # the one thing of it these tests need. The frozen-plan test is deselected (module docstring).
 FROZEN_TEST = "tests/verdicts/test_plan.py::test_the_plan_is_the_frozen_one_and_the_readme_says_which"
 VERDICT = Subset("verdict", (
-    "tests/verdicts/test_outcomes.py",
+    "tests/verdicts/test_verdict_oracles.py",     # the pinned killers of most verdict mutants first (-x)
     "tests/verdicts/test_judgments.py",
+    "tests/verdicts/test_outcomes.py",
     "tests/verdicts/test_verdict.py",
-    "tests/verdicts/test_verdict_oracles.py",
     "tests/verdicts/test_statistics.py",
     "tests/verdicts/test_power.py",
     "tests/verdicts/test_plan.py",
