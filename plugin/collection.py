@@ -11,6 +11,10 @@ line, before any test runs: in this process for `-n 0`, on the controller under 
 """
 from __future__ import annotations
 
+import itertools
+import re
+from pathlib import Path
+
 import pytest
 
 from experiments import prompt_set
@@ -34,6 +38,7 @@ BACKGROUND = pytest.StashKey[bool]()  # the controller resolves its setup in a t
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): the shard whose items run on one xdist worker")
+    leave_out_tool_tests(config)
     if hasattr(config, "workerinput") and config.workerinput.get("study_loadgroup"):
         # A worker re-reads the command line, where a bare -n says nothing of groups: the
         # controller's choice (below) reaches it through workerinput.
@@ -61,6 +66,46 @@ def is_claim(node) -> bool:
     """Is this test (an item, or a function being collected) a claim (plugin/protocol.py)?"""
     return bool(node.get_closest_marker("claim") or node.get_closest_marker("study")
                 or node.get_closest_marker("ioi"))
+
+
+CLAIM_MARKS = ("study", "ioi", "claim")
+TOOL_TESTS = "tests"                # the tool's own tests: none of them is a claim (tests/plugin/test_layering.py)
+_MARK_NAME = re.compile(r"(?:\w|:|\+|-|\.|\[|\]|\\|/)+")   # an identifier of pytest's -m grammar
+
+
+def selects_claims_only(markexpr: str) -> bool:
+    """Can `-m markexpr` select nothing but claims? True when the expression is false for every
+    test that carries none of CLAIM_MARKS, whatever other marks it has (every assignment of the
+    other names it mentions is tried). "study", "ioi and not slow": True; "", "not slow",
+    "study or slow", "not study": False."""
+    from _pytest.mark.expression import Expression
+
+    if not markexpr.strip():
+        return False
+    try:
+        expression = Expression.compile(markexpr)
+    except SyntaxError:
+        return False                        # pytest itself reports the bad expression
+    others = sorted({n for n in _MARK_NAME.findall(markexpr)} - {"and", "or", "not", *CLAIM_MARKS})
+    if len(others) > 12:
+        return False                        # too many to try: collect everything, as pytest would
+    for values in itertools.product((False, True), repeat=len(others)):
+        marks = dict(zip(others, values))
+        if expression.evaluate(lambda name, /, **kwargs: marks.get(name, False)):
+            return False
+    return True
+
+
+def leave_out_tool_tests(config) -> None:
+    """`pytest -m study` (and -m ioi, -m claim) does not import the tool's own tests: none is a
+    claim, and importing their ~60 modules (Hypothesis, the reference engine, ...) was a third
+    of a study run's serial part. Only where pyproject's testpaths chose the folders: a path
+    named on the command line is collected as asked."""
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return
+    if selects_claims_only(config.option.markexpr or ""):
+        tests = config.rootpath / TOOL_TESTS
+        config.args[:] = [arg for arg in config.args if Path(arg).resolve() != tests]
 
 
 def _group(name: str):
