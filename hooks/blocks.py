@@ -58,10 +58,11 @@ def packing(mask: torch.Tensor) -> torch.Tensor:
     return torch.tensor(flat, device=mask.device)
 
 
-def _unpack(x: torch.Tensor, flat: torch.Tensor, batch: int, seq: int) -> torch.Tensor:
+def _unpack(x: torch.Tensor, flat: torch.Tensor, padding: torch.Tensor, batch: int, seq: int) -> torch.Tensor:
     """[1, n_real, ...] of a packed pass -> [batch, seq, ...] (padding columns: zeros, never read)."""
-    out = x.new_zeros(batch * seq, *x.shape[2:])
+    out = x.new_empty(batch * seq, *x.shape[2:])
     out[flat] = x[0]
+    out[padding] = 0
     return out.view(batch, seq, *x.shape[2:])
 
 
@@ -118,7 +119,8 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
             handle.remove()
     hidden = tuple(out.hidden_states)
     if flat is not None:
-        hidden, block_in, block_out, heads_in = ([_unpack(x, flat, batch, seq) for x in kind]
+        padding = (~mask).flatten().nonzero().flatten()
+        hidden, block_in, block_out, heads_in = ([_unpack(x, flat, padding, batch, seq) for x in kind]
                                                  for kind in (hidden, block_in, block_out, heads_in))
         hidden = tuple(hidden)
     return CleanRun(hidden, block_in, block_out, heads_in, kv, spans(mask), positions, packed=flat is not None)
