@@ -28,6 +28,7 @@ class CleanRun:
     cache: object        # the clean pass's keys/values of every layer and position (a DynamicCache), or None
     spans: list          # per prompt (start, end): its real tokens are columns start..end-1
     position_ids: torch.Tensor   # [B, seq]: each column's position within its own prompt
+    packed: bool = False  # the pass ran the real tokens packed into one row (clean_run(packed=True))
 
 
 def full_cache():
@@ -45,14 +46,41 @@ def _as_tensor(out):
     return out[0] if isinstance(out, tuple) else out
 
 
+def packing(mask: torch.Tensor) -> torch.Tensor:
+    """The flat columns (row * seq + column) of a padded batch's real tokens, prompt after
+    prompt in the order they are packed into one row: longest first, and last the prompt
+    that sweep's padding check runs alone (the first of the shortest), so that a pass which
+    let prompts see each other (no packing) cannot pass that check unseen."""
+    batch, seq = mask.shape
+    prompt_spans = spans(mask)
+    order = sorted(range(batch), key=lambda r: (prompt_spans[r][0] - prompt_spans[r][1], -r))
+    flat = [r * seq + c for r in order for c in range(*prompt_spans[r])]
+    return torch.tensor(flat, device=mask.device)
+
+
+def _unpack(x: torch.Tensor, flat: torch.Tensor, padding: torch.Tensor, batch: int, seq: int) -> torch.Tensor:
+    """[1, n_real, ...] of a packed pass -> [batch, seq, ...] (padding columns: zeros, never read)."""
+    out = x.new_empty(batch * seq, *x.shape[2:])
+    out[flat] = x[0]
+    out[padding] = 0
+    return out.view(batch, seq, *x.shape[2:])
+
+
 @torch.no_grad()
 def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
-              attention_mask: torch.Tensor | None = None) -> CleanRun:
+              attention_mask: torch.Tensor | None = None, packed: bool = False) -> CleanRun:
     """One clean forward pass with hooks that record block inputs/outputs and the heads.
 
     attention_mask: bool [B, seq] of a padded batch (hooks/padding.check_mask), or None (no
     padding). With padding, each prompt is numbered from 0 as if it were alone.
+
+    packed=True (a padded batch without cache): the real tokens only, packed into ONE row
+    [1, n_real], each prompt's positions counting from 0 and no attention mask, which
+    transformers' masks read as packed sequences (a new prompt wherever the position does not
+    go up by one), each attending to itself only. No FLOPs go to padding; what is recorded is
+    put back in the batch's columns (padding columns zero).
     """
+    batch, seq = input_ids.shape
     blocks = layout.blocks(model)
     n = layout.n_layers
     block_in, block_out, heads_in = [None] * n, [None] * n, [None] * n
@@ -78,6 +106,9 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
         else:
             mask, positions = attention_mask, position_ids(attention_mask)
             padded = dict(attention_mask=mask.long(), position_ids=positions)
+        flat = packing(mask) if packed and attention_mask is not None and not cache else None
+        if flat is not None:
+            input_ids, padded = input_ids.reshape(1, -1)[:, flat], dict(position_ids=positions.reshape(1, -1)[:, flat])
         # A DynamicCache built without the config keeps every position of every layer: the
         # one the model would build drops all but the last window of a sliding layer's
         # keys, and the Resumer needs those of positions < token.
@@ -86,7 +117,13 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
     finally:
         for handle in handles:
             handle.remove()
-    return CleanRun(tuple(out.hidden_states), block_in, block_out, heads_in, kv, spans(mask), positions)
+    hidden = tuple(out.hidden_states)
+    if flat is not None:
+        padding = (~mask).flatten().nonzero().flatten()
+        hidden, block_in, block_out, heads_in = ([_unpack(x, flat, padding, batch, seq) for x in kind]
+                                                 for kind in (hidden, block_in, block_out, heads_in))
+        hidden = tuple(hidden)
+    return CleanRun(hidden, block_in, block_out, heads_in, kv, spans(mask), positions, packed=flat is not None)
 
 
 def _norm_or_identity(block, name):
@@ -127,11 +164,52 @@ def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int], sit
         else:
             heads_in_site[:, i, h * hd:(h + 1) * hd] = 0 if values is None else values[:, h].to(heads_in_site.dtype)
     x = run.block_in[layer][rows, tokens][:, None]          # [n_sites, 1, d]: the block's clean input
-    attn = _norm_or_identity(block, arch.attn_out_norm)(layout.out_proj(model, layer)(heads_in_site))
+    # A norm right after the projection (Gemma-2/3, OLMo-2) rescales the projection's round-off
+    # as it rescales the projection: there it is computed whole.
+    projected = _project(layout.out_proj(model, layer), heads_in_site, run.heads_in[layer][rows, tokens], heads, hd,
+                         whole=complement or bool(arch.attn_out_norm))
+    attn = _norm_or_identity(block, arch.attn_out_norm)(projected)
     mid = x + attn
     # Parallel blocks feed the MLP the block input, the same for every edited copy.
     mlp = _as_tensor(get_attribute(block, arch.mlp)(_norm_or_identity(block, arch.mlp_norm)(x if layout.parallel else mid)))
     return mid + _norm_or_identity(block, arch.mlp_out_norm)(mlp)
+
+
+def _input_major_weight(proj) -> torch.Tensor | None:
+    """The output projection's weight as [width, d] (heads_in @ it + bias == proj(heads_in)),
+    or None when the module is not a plain nn.Linear or GPT-2's Conv1D."""
+    from transformers.pytorch_utils import Conv1D
+
+    if type(proj) is torch.nn.Linear:
+        return proj.weight.T                     # nn.Linear stores [out, in]
+    if type(proj) is Conv1D:
+        return proj.weight                       # Conv1D stores [in, out]
+    return None
+
+
+def _project(proj, heads_in_site, clean, heads, hd, whole: bool) -> torch.Tensor:
+    """proj(heads_in_site) for tail's rows [n_sites, len(heads) + 1, width], whose row i < len(heads)
+    differs from the clean heads `clean` [n_sites, width] in head heads[i]'s columns only (the
+    last row: not at all).
+
+    The projection is linear, so with every head swept once in order (the sweep's default), the
+    clean projection is the sum of each head's columns times its rows of the weight, and row i's
+    is that plus the change in head i's columns times the same rows: one pass over the weight,
+    head_dim x d multiply-adds per edited row instead of width x d (1/20 on the GPT-2 Large
+    shape). The clean projection computed so is tail's clean probe row, which the caller checks
+    against the clean pass (a weight read the wrong way round fails it). Else, or whole=True
+    (complement=True edits every head but one), the projection of every row, whole.
+    """
+    weight = _input_major_weight(proj)
+    n_sites, width = clean.shape
+    n_heads = width // hd
+    if whole or weight is None or list(heads) != list(range(n_heads)):
+        return proj(heads_in_site)
+    by_head = clean.view(n_sites, n_heads, hd).transpose(0, 1)                    # [n_heads, n_sites, hd]
+    edited = torch.stack([heads_in_site[:, h, h * hd:(h + 1) * hd] for h in heads])
+    products = torch.bmm(torch.cat([by_head, edited - by_head], 1), weight.unflatten(0, (n_heads, hd)))
+    base = products[:, :n_sites].sum(0) + (0 if proj.bias is None else proj.bias)   # [n_sites, d]
+    return torch.cat([base[:, None] + products[:, n_sites:].transpose(0, 1), base[:, None]], 1)
 
 
 def mask_builders() -> dict:

@@ -298,3 +298,52 @@ def test_smollm2_all_heads(smollm2, readout):
     # The reference above is the naive engine's definition; spot-check the engine itself.
     some = sweep(model, ids, 4, readout, layers=[0, 29], heads=[0, 8], engine="naive")
     assert_exact(fast[[0, 29]][:, [0, 8]], some)
+
+
+def _out_proj_calls(model):
+    """Count the calls of every output projection (forward hooks); returns (counts, handles)."""
+    from hooks import layout_of
+
+    layout, counts, handles = layout_of(model), [], []
+    for L in range(layout.n_layers):
+        counts.append(0)
+
+        def hook(module, args, out, L=L):
+            counts[L] += 1
+
+        handles.append(layout.out_proj(model, L).register_forward_hook(hook))
+    return counts, handles
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_the_tail_projects_only_the_silenced_heads_columns(family):
+    """Every head swept in order (the default), on GPT-2's Conv1D and Llama's nn.Linear: tail
+    never calls the output projection (hooks/blocks._project takes each head's rows of the
+    weight, one pass for all of them); the clean pass calls it once per block. A strict
+    subset of heads projects whole (a second call); same numbers. GPT-2 starts its biases at
+    zero: they are drawn here, so a projection that dropped its bias would show."""
+    from hooks import layout_of
+    from tests.helpers.sweep_cases import fast_path_only          # (it imports this module)
+
+    model = tiny_model(family)
+    layout = layout_of(model)
+    with torch.no_grad():
+        for L in range(layout.n_layers):
+            if layout.out_proj(model, L).bias is not None:
+                layout.out_proj(model, L).bias.normal_(generator=torch.Generator().manual_seed(L))
+    ids = random_ids(9)
+    naive = sweep(model, ids, 4, "block", engine="naive")
+    counts, handles = _out_proj_calls(model)
+    try:
+        with fast_path_only():
+            fast = sweep(model, ids, 4, "block")
+        assert counts == [1] * len(counts)
+        assert_exact(fast, naive)
+        counts[:] = [0] * len(counts)
+        with fast_path_only():
+            subset = sweep(model, ids, 4, "block", heads=[3, 1])
+        assert counts == [2] * len(counts)
+        assert_exact(subset, naive[:, [3, 1]])
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -253,3 +253,36 @@ def test_a_middle_token_of_every_padded_prompt_is_exact_per_row(case, side):
         ref = hidden_states(model, ids[b:b + 1, s:s + n], sites=[(L, h, m)])
         assert_entry(fast["block"][b, L, h, s:s + n], ref[L + 1][0].float())
         assert_entry(fast["final"][b, L, h, s:s + n], ref[-1][0].float())
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma3_text"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_padded_block_sweep_runs_its_clean_pass_packed(family, side, monkeypatch):
+    """readout "block" on a padded batch: the clean pass runs the real tokens only, packed into
+    one row (no FLOPs on padding), with the prompt the padding check runs alone packed LAST
+    (so prompts that saw each other could not pass that check); exact, on the fast path.
+    readout "final" needs each prompt's cache: its clean pass stays padded."""
+    sweep_module = importlib.import_module("hooks.sweep")
+    model = tiny_model(family)
+    (ids, mask), tokens = _left_and_right()[side]
+    lengths = mask.sum(1).tolist()
+    runs, inputs = [], []
+    real_clean_run = sweep_module.clean_run
+    monkeypatch.setattr(sweep_module, "clean_run", lambda *a, **k: runs.append(real_clean_run(*a, **k)) or runs[-1])
+    handle = model.get_input_embeddings().register_forward_hook(lambda m, args, out: inputs.append(args[0]))
+    try:
+        for readout in ("block", "final"):
+            naive = sweep(model, ids, torch.tensor(tokens), readout, attention_mask=mask, engine="naive")
+            inputs.clear()
+            with fast_path_only():
+                fast = sweep(model, ids, torch.tensor(tokens), readout, attention_mask=mask)
+            assert_exact_with_padding(fast, naive)
+            assert runs[-1].packed == (readout == "block")
+            if readout == "block":
+                packed, alone = inputs[0], inputs[1]      # the clean pass, then the padding check's prompt
+                assert packed.shape == (1, sum(lengths))
+                shortest = lengths.index(min(lengths))
+                assert torch.equal(packed[0, -min(lengths):], ids[shortest][mask[shortest].bool()])
+                assert torch.equal(alone[0], ids[shortest][mask[shortest].bool()])
+    finally:
+        handle.remove()

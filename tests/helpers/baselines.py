@@ -20,6 +20,7 @@ import time
 import torch
 
 from hooks import layout_of, silence
+from hooks.architectures import get_attribute
 
 
 def synchronize(model) -> None:
@@ -86,6 +87,50 @@ def plain_and_least_flops(model, prompt_lengths, jobs, readout: str) -> tuple[fl
     if readout == "final":
         least += sum(heads * (seq - t) * (n - L - 1) * block for seq, t in jobs for L in range(n))
     return plain, least
+
+
+def padded_block_least_flops(model, prompt_lengths) -> float:
+    """The least FLOPs any exact engine must spend on a `block` sweep of every (layer, head),
+    one token per prompt, of prompts of `prompt_lengths` real tokens (a padded batch, or the
+    same prompts swept one by one: the least is the same, padding is not part of it).
+
+    Derivation. Entry [L, h] of prompt b is hidden_states[L+1] of b's forward pass with head
+    h of block L silenced at b's token t. Every position but t of it, and every position of
+    every block's clean output, is the clean pass: so one clean pass of each prompt's REAL
+    tokens through every block, sum(lengths) x n_layers x (one block per token). At t,
+    block L's output is
+        x_t + a'  +  mlp(norm(x_t + a')),    a' = out_proj(z with head h zeroed)
+    where x_t and z are the clean block input and head outputs at t. out_proj is linear, so
+    a' = a - W_h z_h: the clean projection minus the head's own slice of the matrix
+    (head_dim x d, 1/n_heads of the projection's FLOPs). The MLP is not linear: it must run
+    again on every silenced row. So per prompt and block, n_heads rows of (the MLP + one
+    head's slice of the output projection). Left out, as no exact engine needs them: the
+    clean probe row the fast engine re-runs beside the silenced ones (a self-check: 1 row in
+    n_heads + 1), and the norms and attention scores (flops_per_token: < 1% here). The LM
+    head is not part of a `block` readout.
+    """
+    layout = layout_of(model)
+    n, heads = layout.n_layers, layout.n_heads
+    block, _ = flops_per_token(model)
+    matrices = lambda module: 2.0 * sum(p.numel() for p in module.parameters() if p.ndim == 2)
+    first = layout.blocks(model)[0]
+    mlp = matrices(get_attribute(first, layout.arch.mlp))
+    head_slice = matrices(layout.out_proj(model, 0)) / heads
+    clean = sum(prompt_lengths) * n * block
+    silenced_rows = len(prompt_lengths) * n * heads * (mlp + head_slice)
+    return clean + silenced_rows
+
+
+def machine_figures(*, fast_s: float, plain_s: float, least_flops: float, gemm_flop_per_s: float) -> dict:
+    """The machine's ceiling beside a measured ratio: `least_flops` (what any exact engine must
+    spend) at this machine's best matrix-multiply rate (gemm_rate, measured in the same
+    process) takes shortest_exact_s, so no exact engine beats the plain side's plain_s by more
+    than machine_ceiling here; achieved_gflop_per_s is the fast side's useful work per second
+    (least_flops / fast_s), to set beside gemm_gflop_per_s. Keys as record_ratio stores them."""
+    shortest = least_flops / gemm_flop_per_s
+    return dict(machine_ceiling=round(plain_s / shortest, 1), shortest_exact_s=round(shortest, 2),
+                gemm_gflop_per_s=round(gemm_flop_per_s / 1e9, 1), least_tflop=round(least_flops / 1e12, 3),
+                achieved_gflop_per_s=round(least_flops / fast_s / 1e9, 1))
 
 
 def ceiling(model, prompt_lengths, jobs, readout: str) -> float:
