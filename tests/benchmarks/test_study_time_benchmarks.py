@@ -13,11 +13,15 @@ tests collected by every `-m study` run. Set STUDY_BASELINE_COMMIT to time anoth
 
 The two runs must say the same things (checked on the first round's results):
 - every file of the results folder exists in both;
-- every CSV has the same rows, byte for byte, but for the ladder's (LADDER), whose numbers the
-  resumed ladder computes in another order of float32 sums: there every number within
-  LADDER_TOLERANCE and every category the same. Rows are compared as sets: the report order
-  of claims (and so of controls.csv's and power.csv's rows) changed when the claims moved to
-  claims/ (issue 23);
+- every CSV has the same rows, its words (categories, names) equal and its numbers within
+  TOLERANCE: the engine's exact fast paths added since (the resumed ladder, the padded
+  batch's packed clean pass and per-head projection) sum float32 products in another order,
+  which moves a cosine by about 1e-7 (the engine's bound is 1e-6). Statistics derived from
+  the numbers (t, Cohen's d, p-values, power), which divide by small SDs or count discrete
+  permutations, within DERIVED_FACTOR x TOLERANCE relative to max(1, |value|). Rows are
+  compared as sets: the report order of claims (and so of controls.csv's and power.csv's
+  rows) changed when the claims moved to claims/ (issue 23). The benchmark prints which CSVs
+  came out byte for byte the same;
 - claims.csv: every claim (by name: its file moved) with the same outcome, counts, detail and
   named units;
 - figures and report.html are drawn from these and not compared.
@@ -42,13 +46,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BASELINE = os.environ.get("STUDY_BASELINE_COMMIT", "04e1ce7f20a8b4b0b1f6f4b804aa1a6745b1ad83")
 ROUNDS = 3
 HALF = 2.0
-LADDER = ("scales.csv", "ripple.csv")
-# The resumed ladder against the plain batched pass (tests/engine/test_ladder.py): cosines
-# within 2e-6, log-probabilities within 3e-5 nats (the plain pass itself moves them by 1.7e-5
-# between two batch shapes). Measured numbers (means, SDs, intervals) within LADDER_TOLERANCE;
-# statistics derived from them (t, Cohen's d, p-values, power), which divide by small SDs,
-# within LADDER_TOLERANCE relative to max(1, |value|) x DERIVED_FACTOR; words (categories) equal.
-LADDER_TOLERANCE = 1e-4
+# Cosines: the engine's bound 1e-6; log-probabilities (the ladder's logprob_mean, kl_mean):
+# within 3e-5 nats (the plain pass itself moves them by 1.7e-5 between two batch shapes).
+TOLERANCE = 1e-4
 DERIVED = re.compile(r"^(t|cohen_d|p|p_.*|power|tost_power)$")
 DERIVED_FACTOR = 10
 CLAIM_COLUMNS = ("outcome", "items", "held", "refuted", "not_established", "errors", "not_run", "detail", "beyond",
@@ -90,15 +90,16 @@ def _numbers_close(a: str, b: str, tolerance: float) -> bool:
     return x == y or abs(x - y) <= tolerance * max(1.0, abs(x), abs(y)) or (x != x and y != y)
 
 
-def _ladder_differences(name: str, old: str, new: str) -> list[str]:
-    """The ladder's rows, matched by their key columns: numbers within LADDER_TOLERANCE, words equal."""
+def _row_differences(name: str, old: str, new: str) -> list[str]:
+    """Rows in their order (each run writes one CSV's rows in the same order): numbers within
+    TOLERANCE (derived statistics: DERIVED_FACTOR x, relative), words equal."""
     old_rows, new_rows = _rows(old), _rows(new)
     if len(old_rows) != len(new_rows) or (old_rows and old_rows[0].keys() != new_rows[0].keys()):
         return [f"{name}: {len(old_rows)} rows then, {len(new_rows)} now, or other columns"]
     problems = []
     for i, (a, b) in enumerate(zip(old_rows, new_rows)):
         for column in a:
-            tolerance = LADDER_TOLERANCE * (DERIVED_FACTOR if DERIVED.match(column) else 1)
+            tolerance = TOLERANCE * (DERIVED_FACTOR if DERIVED.match(column) else 1)
             if not _numbers_close(a[column], b[column], tolerance):
                 problems.append(f"{name} row {i + 2} {column}: {a[column]} then, {b[column]} now")
     return problems
@@ -123,11 +124,17 @@ def same_results(then: Path, now: Path) -> list[str]:
         old, new = (then / name).read_text(), (now / name).read_text()
         if name == "claims.csv":
             problems += _claim_differences(old, new)
-        elif name in LADDER:
-            problems += _ladder_differences(name, old, new)
         elif sorted(old.splitlines()) != sorted(new.splitlines()):
-            problems.append(f"{name}: other rows")
+            head = lambda text: text.splitlines()[:1]                                 # noqa: E731
+            by_rows = lambda text: "\n".join(head(text) + sorted(text.splitlines()[1:]))   # noqa: E731
+            problems += _row_differences(name, by_rows(old), by_rows(new))
     return problems
+
+
+def identical_csvs(then: Path, now: Path) -> list[str]:
+    """The CSVs both runs wrote with the same rows, byte for byte."""
+    return sorted(p.name for p in now.glob("*.csv") if (then / p.name).is_file()
+                  and sorted((then / p.name).read_text().splitlines()) == sorted(p.read_text().splitlines()))
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +170,15 @@ def test_default_study_against_the_code_before(benchmark, baseline_tree, tmp_pat
         else:
             now_round(i)
     problems = same_results(_folder(tmp_path / "then-0"), _folder(tmp_path / "now-0"))
+    identical = identical_csvs(_folder(tmp_path / "then-0"), _folder(tmp_path / "now-0"))
     then_s, now_s = statistics.median(times["then"]), statistics.median(times["now"])
     ratio = record_ratio(benchmark, fast_s=now_s, plain_s=then_s, plain_side=f"the study at {BASELINE[:7]}, median of "
                          f"{ROUNDS} alternating rounds", baseline=BASELINE, rounds_then=times["then"],
                          rounds_now=times["now"], wall_then=[round(w, 1) for w in walls["then"]],
-                         wall_now=[round(w, 1) for w in walls["now"]], same_results=not problems)
+                         wall_now=[round(w, 1) for w in walls["now"]], same_results=not problems,
+                         byte_identical_csvs=identical)
     print(f"\n./run study: pytest time {now_s:.1f} s now, {then_s:.1f} s at {BASELINE[:7]} (rounds now "
-          f"{times['now']}, then {times['then']}): {ratio:.2f}x; results the same: {not problems}")
+          f"{times['now']}, then {times['then']}): {ratio:.2f}x; results the same: {not problems}; CSVs byte for byte the same: {', '.join(identical)}")
     assert not problems, "the two runs say different things:\n" + "\n".join(problems[:40])
     assert ratio >= HALF, f"the study takes {now_s:.1f} s, more than half the baseline's {then_s:.1f} s"
 
@@ -187,8 +196,10 @@ def test_same_results_names_what_differs(tmp_path):
     (now / "claims.csv").write_text((now / "claims.csv").read_text().replace("tests/x.py", "claims/x.py"))
     (now / "heads.csv").write_text("layer,head,mean\n0,1,0.25\n0,0,0.5\n")                 # rows reordered
     (now / "scales.csv").write_text("intervention,layer,mean,category\nblock,0,0.01000001,within SESOI\n")
-    assert same_results(then, now) == []
-    (now / "heads.csv").write_text("layer,head,mean\n0,1,0.25\n0,0,0.50000001\n")
+    assert same_results(then, now) == [] and identical_csvs(then, now) == ["heads.csv"]
+    (now / "heads.csv").write_text("layer,head,mean\n0,1,0.25\n0,0,0.5000001\n")       # within TOLERANCE
+    assert same_results(then, now) == [] and identical_csvs(then, now) == []
+    (now / "heads.csv").write_text("layer,head,mean\n0,1,0.25\n0,0,0.5002\n")
     (now / "scales.csv").write_text("intervention,layer,mean,category\nblock,0,0.0102,within SESOI\n")
     (now / "claims.csv").write_text((now / "claims.csv").read_text().replace("held,1,1", "refuted,1,1"))
     (now / "extra.csv").write_text("x\n")
