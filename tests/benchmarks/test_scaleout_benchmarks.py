@@ -19,7 +19,8 @@ Three runs of the same study, one after the other:
 (b) a random GPT-2 Large-shaped checkpoint (36 x 20 x 1280) in a Hugging Face cache, with the
     prompt set: the study as it would run on the real GPT-2 Large.
 Goals: the largest shard <= 1/16 of the shard work; for the GPT-2 Large shape, the projection at
-16 workers >= 10x (SmolLM2's ~18 s of start-up and report are 13% of its run: Amdahl caps it near 7x).
+16 workers >= 10x. SmolLM2's run is bound by its serial part (start-up, collection, model load,
+claims, report: 12.3 s, 17% of its run on 2026-12-05), which caps its projection near 5x.
 """
 from __future__ import annotations
 
