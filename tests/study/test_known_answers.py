@@ -147,14 +147,22 @@ def test_a_silent_head_fails_the_manipulation_check_and_its_item_is_not_establis
     assert run.outcome(PER_PROMPT) == "refuted"
 
 
+# A cosine computed by two exact routes: the engine's bound for cosines (hooks/precision.py's
+# 1e-5 on hidden states carries to ~1e-6 on their cosines).
+COSINE_ROUND_OFF = 1e-6
+
+
 def test_a_planted_null_holds_for_its_head(known):
-    """Silencing the silent head changes nothing, exactly: across the sentences it is shown
-    within SESOI and within the per-head bound, and no claim names it as beyond or not shown."""
+    """Silencing the silent head changes nothing: on the study sentence exactly, across the
+    sentences (padded batches, whose per-head projection sums the heads' products in another
+    order than the clean pass: about 5e-10) within round-off; it is shown within SESOI and
+    within the per-head bound, and no claim names it as beyond or not shown."""
     plants, run = known["macroscopic"]
     silent = plants["silent head"]
     label = f"L{silent['layer']:02d}-H{silent['head']:02d}"
     assert silent["effect_mean"] == 0.0 and silent["effect_sd"] == 0.0, silent
-    assert run.heads[label]["category"] == "within SESOI" and float(run.heads[label]["mean"]) == 0.0
+    assert run.heads[label]["category"] == "within SESOI", run.heads[label]
+    assert abs(float(run.heads[label]["mean"])) <= COSINE_ROUND_OFF, run.heads[label]
     for claim in (PRIMARY, MACRO):
         assert label not in run.claims[claim]["beyond"].split() + run.claims[claim]["not_shown"].split()
 
