@@ -41,12 +41,14 @@ TARGET_AT_16 = 10.0
 LARGEST_SHARE = 1 / 16
 
 
-def _study(results: Path, spread: list[str], env: dict) -> tuple[float, str]:
+def study_run(results: Path, spread: list[str], env: dict, root: Path = ROOT) -> tuple[float, str]:
+    """(wall seconds, stdout) of `pytest -m study` in the checkout at `root`, which must complete
+    (a refuted claim fails the run: that is a result, not a failure of the run)."""
     full = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
     full.pop("PYTEST_XDIST_WORKER", None)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "study", "-q", "-p", "no:randomly",
-                           f"--results-dir={results}", *spread], cwd=ROOT, env=full, capture_output=True, text=True,
+                           f"--results-dir={results}", *spread], cwd=root, env=full, capture_output=True, text=True,
                           timeout=7200)
     seconds = time.perf_counter() - start
     assert proc.returncode == 0 or "complete run" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -90,9 +92,9 @@ def test_two_workers_against_one_process(benchmark, model, tmp_path, request):
     if model == "gpt2-large":
         env["HF_HOME"] = str(request.getfixturevalue("gpt2_large_home"))
     benchmark.group = f"pytest -m study, {model}"
-    unit_s, unit_out = _study(tmp_path / "n0-1", ["-p", "no:xdist", "--threads", "1"], env)
-    serial_s, serial_out = _study(tmp_path / "n0-all", ["-p", "no:xdist", "--threads", "all"], env)
-    parallel_s, parallel_out = benchmark.pedantic(lambda: _study(tmp_path / "n2", ["-n", "2"], env),
+    unit_s, unit_out = study_run(tmp_path / "n0-1", ["-p", "no:xdist", "--threads", "1"], env)
+    serial_s, serial_out = study_run(tmp_path / "n0-all", ["-p", "no:xdist", "--threads", "all"], env)
+    parallel_s, parallel_out = benchmark.pedantic(lambda: study_run(tmp_path / "n2", ["-n", "2"], env),
                                                   rounds=1, iterations=1)
     work, n_shards, largest_name, largest = shard_work(unit_out)
     projected = {n: projection(unit_s, work, largest, n) for n in WORKERS}

@@ -34,12 +34,11 @@ import os
 import re
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.test_scaleout_benchmarks import study_run
 from tests.helpers.baselines import record_ratio
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,17 +57,10 @@ PYTEST_TIME = re.compile(r" in ([\d.]+)s")
 
 def _study(root: Path, results: Path) -> tuple[float, float, str]:
     """(pytest's own seconds, wall seconds, stdout) of `pytest -m study -n auto` in `root`."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("PYTEST_XDIST_WORKER", None)
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "study", "-n", "auto", "-q", "-p", "no:randomly",
-                           f"--results-dir={results}"], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=3600)
-    wall = time.perf_counter() - start
-    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    found = PYTEST_TIME.search(last)
-    assert found and "error" not in last, f"{root}: the study did not complete\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
-    return float(found[1]), wall, proc.stdout
+    wall, out = study_run(results, ["-n", "auto"], {}, root=root)
+    found = PYTEST_TIME.search(out.strip().splitlines()[-1])
+    assert found, f"{root}: no pytest time on the run's last line\n{out[-3000:]}"
+    return float(found[1]), wall, out
 
 
 def _folder(results: Path) -> Path:

@@ -248,6 +248,17 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def _assert_ended_by_sigterm_keeping(previous: Path, before: dict, returncode: int, out: str) -> None:
+    """Exit status 143, the one sentence, no traceback noise, the previous report byte-identical
+    and no staging folder beside it."""
+    assert returncode == 143, out[-3000:]
+    assert out.count("run interrupted by SIGTERM: report not written; the results folder keeps the previous "
+                     "complete report, if any\n") == 1, out[-3000:]
+    assert not [n for n in NOISE if n in out], out[-3000:]
+    assert _files(previous) == before
+    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
+
+
 def _alive_in_session(session: int) -> list[str]:
     """The processes of `session` (a run started in a session of its own) still running, as ps shows them."""
     alive = []
@@ -285,12 +296,7 @@ def test_sigterm_ends_the_run_in_one_sentence_and_keeps_the_previous_report(tiny
     seen.extend(proc.stdout)
     proc.wait(timeout=120)
     out = "".join(seen)
-    assert proc.returncode == 143, out[-3000:]
-    assert out.count("run interrupted by SIGTERM: report not written; the results folder keeps the previous "
-                     "complete report, if any\n") == 1, out[-3000:]
-    assert not [n for n in NOISE if n in out], out[-3000:]
-    assert _files(previous) == before
-    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
+    _assert_ended_by_sigterm_keeping(previous, before, proc.returncode, out)
     assert not list(tmp.glob("head-silencing-shards-*")), "the shard store was left behind"
     assert _alive_in_session(proc.pid) == [], "workers outlived the run"
 
@@ -303,12 +309,7 @@ def test_sigterm_while_the_report_is_published_keeps_the_previous_one(tiny, ques
     proc = run("-m", "study", "-p", "no:xdist", f"--model={tiny}", f"--results-dir={tmp_path}",
                env={"PYTEST_PLUGINS": "tests.helpers.fault_injection", "STUDY_FAULT": "sigterm while publishing"})
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 143, out[-3000:]
-    assert out.count("run interrupted by SIGTERM: report not written; the results folder keeps the previous "
-                     "complete report, if any\n") == 1, out[-3000:]
-    assert not [n for n in NOISE if n in out], out[-3000:]
-    assert _files(previous) == before
-    assert [p.name for p in previous.parent.iterdir()] == [previous.name], "a staging folder was left behind"
+    _assert_ended_by_sigterm_keeping(previous, before, proc.returncode, out)
 
 
 @pytest.mark.parametrize("study, spread", [("study", "n2"), ("ioi", "n0")], ids=["study-n2", "ioi-n0"])

@@ -362,13 +362,19 @@ def test_beyond_power_is_the_noncentral_t(n, level, shift):
     np.testing.assert_allclose(beyond_power(n, sd, SESOI, level, shift), want, atol=2e-4)
 
 
+def _assert_power_matches_simulation(power, flag: str, sd: float, shift: float, seed: int) -> None:
+    """`power` against the share of 20000 normal samples (n 24, shift, sd) that scipy's tests
+    flag as `flag` at 0.05 / 30, within 4 binomial SEs (+2e-3 for the power's grid)."""
+    n, level, draws = 24, 0.05 / 30, 20000
+    x = np.random.default_rng(seed).normal(shift, sd, (draws, n))
+    simulated = scipy_flags(x, level)[flag].mean()
+    predicted = power(n, [sd], SESOI, level, shift)[0]
+    assert abs(predicted - simulated) < 4 * np.sqrt(max(simulated * (1 - simulated), 1e-4) / draws) + 2e-3
+
+
 @pytest.mark.parametrize("sd, shift", [(0.005, 0.014), (0.005, -0.016), (0.01, 0.025), (0.005, 0.01)])
 def test_beyond_power_matches_a_simulation_of_normal_samples_decided_by_scipy(sd, shift):
-    n, level, draws = 24, 0.05 / 30, 20000
-    x = np.random.default_rng(11).normal(shift, sd, (draws, n))
-    simulated = scipy_flags(x, level)["beyond"].mean()
-    predicted = beyond_power(n, [sd], SESOI, level, shift)[0]
-    assert abs(predicted - simulated) < 4 * np.sqrt(max(simulated * (1 - simulated), 1e-4) / draws) + 2e-3
+    _assert_power_matches_simulation(beyond_power, "beyond", sd, shift, seed=11)
 
 
 @pytest.mark.parametrize("sd, shift", [(0.2, 0.0), (0.2, 0.004), (0.15, -0.005), (0.3, 0.0)])
@@ -385,11 +391,7 @@ def test_tost_power_at_large_n_is_the_normal_closed_form(sd, shift):
 
 @pytest.mark.parametrize("sd, shift", [(0.004, 0.0), (0.006, 0.003), (0.008, 0.0)])
 def test_tost_power_matches_a_simulation_of_normal_samples_decided_by_scipy(sd, shift):
-    n, level, draws = 24, 0.05 / 30, 20000
-    x = np.random.default_rng(12).normal(shift, sd, (draws, n))
-    simulated = scipy_flags(x, level)["equivalence"].mean()
-    predicted = tost_power(n, [sd], SESOI, level, shift)[0]
-    assert abs(predicted - simulated) < 4 * np.sqrt(max(simulated * (1 - simulated), 1e-4) / draws) + 2e-3
+    _assert_power_matches_simulation(tost_power, "equivalence", sd, shift, seed=12)
 
 
 # --- flip_rate and family_rates against plain sign-flip simulations ------------------------------
