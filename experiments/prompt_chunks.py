@@ -22,7 +22,7 @@ import torch
 
 from experiments.prompt_set import ABLATIONS
 from experiments.question import Prompt
-from hooks import sweep
+from hooks import sweep_and_clean
 from hooks.values import head_values, mean_values
 from metrics.similarity import cosine, relative_change
 
@@ -76,7 +76,8 @@ def donor_of(index: int, n_prompts: int) -> int:
 def measure_chunk(model, prompts: list[Prompt], indices, ablation: str = "zero", engine: str = "fast",
                   means: torch.Tensor | None = None) -> PromptChunk:
     """Every single-head ablation on the chunk's prompts, as ONE padded batch through the
-    engine (block readout). `means` [n_layers, n_heads, head_dim] is required for mean ablation."""
+    engine (block readout), read against the engine's own clean pass of the batch. `means`
+    [n_layers, n_heads, head_dim] is required for mean ablation."""
     if ablation not in ABLATIONS:
         raise ValueError(f"ablation={ablation!r}: use one of {ABLATIONS}")
     if ablation == "mean" and means is None:
@@ -91,11 +92,13 @@ def measure_chunk(model, prompts: list[Prompt], indices, ablation: str = "zero",
         donors = [prompts[donor_of(i, len(prompts))] for i in indices]
         d_ids, d_mask, d_token = padded(donors, device)
         values = head_values(model, d_ids, d_mask)[torch.arange(len(donors)), d_token]   # [B, L, H, hd]
-    own = head_values(model, ids, mask)[torch.arange(len(chosen)), token]                  # [B, L, H, hd]
+    # One pass: the sweep's own clean pass is what every silencing is read against (hooks.sweep_and_clean).
+    swept, clean_pass = sweep_and_clean(model, ids, token, "block", attention_mask=mask, values=values,
+                                        engine=engine)                                   # [B, L, H, S, d]
+    own = clean_pass.heads[torch.arange(len(chosen)), token]                              # [B, L, H, hd]
     replaced = torch.zeros_like(own) if values is None else values.expand_as(own)
     value_change = relative_change(replaced, own).permute(1, 2, 0).cpu().double().numpy()   # [L, H, B]
-    states = torch.stack(model(ids, attention_mask=mask, output_hidden_states=True).hidden_states[1:], 1).float()
-    swept = sweep(model, ids, token, "block", attention_mask=mask, values=values, engine=engine)  # [B, L, H, S, d]
+    states = torch.stack(clean_pass.hidden[1:], 1)                                        # [B, L, S, d]
     clean, deltas, changed = [], [], []
     for b, p in enumerate(chosen):
         pair, t = p.tested, p.token

@@ -5,6 +5,8 @@ Public API:
     silence(model, sites=[(L, h, t), ...])     several sites at once
     sweep(model, input_ids, token, readout)    every single-head silencing at once (several tokens,
                                                a padded batch, values= or donor_ids= for patching)
+    sweep_and_clean(model, input_ids, token)   the same, and the clean pass it is measured against
+                                               (the fast engine's own: no second forward pass)
     head_values(model, input_ids, mask)        every head's clean output at every position
     mean_values / resample_values              what mean / resample ablation put in a head's place
     ablate(model, layer, heads, token, value)  replace heads by a vector (zeros) at one/every token
@@ -19,9 +21,9 @@ from hooks.ablate import ablate, capture_heads
 from hooks.resume import resumed_pass
 from hooks.scale import scale_block
 from hooks.silence import Site, silence
-from hooks.sweep import sweep
+from hooks.sweep import CleanPass, sweep, sweep_and_clean
 from hooks.values import derangement, head_values, mean_values, resample_values
 
-__all__ = ["ARCHITECTURES", "Layout", "Site", "UnsupportedArchitecture", "ablate", "capture_heads", "derangement",
+__all__ = ["ARCHITECTURES", "CleanPass", "Layout", "Site", "UnsupportedArchitecture", "ablate", "capture_heads", "derangement",
            "head_values", "layout_of", "mean_values", "resample_values", "resumed_pass", "scale_block", "silence",
-           "sweep"]
+           "sweep", "sweep_and_clean"]

@@ -43,10 +43,10 @@ from typing import Sequence
 
 import torch
 
-from hooks.ablate import ablate
+from hooks.ablate import ablate, capture_heads
 from hooks.architectures import get_attribute, layout_of
 from hooks.blocks import Resumer, clean_run, tail, why_not_resumable
-from hooks.padding import check_mask, check_token, spans
+from hooks.padding import check_mask, check_token, position_ids, spans
 from hooks.precision import within_bound
 from hooks.silence import silence
 from hooks.values import head_values
@@ -279,7 +279,9 @@ def _padding_is_invisible(model, layout, req: Request, run) -> bool:
 
 
 @torch.no_grad()
-def _fast(model, layout, req: Request) -> torch.Tensor:
+def _fast(model, layout, req: Request, keep: dict | None = None) -> torch.Tensor:
+    """The fast engine (module docstring); keep["run"] gets its clean pass where the sweep is
+    measured against it (after the padding check), for sweep_and_clean."""
     if req.readout == "final" and (why := why_not_resumable(model, layout)):
         _fallback(why)
         return _naive(model, layout, req)
@@ -291,6 +293,8 @@ def _fast(model, layout, req: Request) -> torch.Tensor:
         _fallback("the padded batch does not reproduce its most padded prompt run alone (position ids?); "
                   "sweeping each prompt alone instead")
         return _each_prompt_alone(model, layout, req, _fast)
+    if keep is not None:
+        keep["run"] = run
 
     values = _job_values(model, req)
     device = run.hidden[0].device
@@ -450,9 +454,73 @@ def sweep(model: torch.nn.Module, input_ids: torch.Tensor, token: int | Sequence
 
     values= and donor_ids= are not combinable with each other or with complement=True.
     """
+    return _sweep(model, input_ids, token, readout, None, engine=engine, layers=layers, heads=heads,
+                  positions=positions, complement=complement, values=values, donor_ids=donor_ids,
+                  attention_mask=attention_mask)
+
+
+def _sweep(model, input_ids, token, readout, keep: dict | None, **options) -> torch.Tensor:
+    """sweep(); keep (a dict, or None) gets the fast engine's clean pass under "run" and the
+    request under "request"."""
     layout = layout_of(model)
-    req, squeeze = _request(layout, input_ids, token=token, readout=readout, engine=engine, layers=layers, heads=heads,
-                            positions=positions, complement=complement, values=values, donor_ids=donor_ids,
-                            attention_mask=attention_mask)
-    out = _naive(model, layout, req) if engine == "naive" else _fast(model, layout, req)
+    req, squeeze = _request(layout, input_ids, token=token, readout=readout, **options)
+    out = _naive(model, layout, req) if options["engine"] == "naive" else _fast(model, layout, req, keep)
+    if keep is not None:
+        keep["request"] = req
     return out[0] if squeeze else out
+
+
+@dataclass(frozen=True)
+class CleanPass:
+    """The clean forward pass of a sweep's input_ids (padding columns NaN), float32:
+
+    hidden: hidden_states, n_layers + 1 tensors [B, S, d] (the embeddings, every block's
+            output, the last after the final norm);
+    heads:  [B, S, n_layers, n_heads, head_dim], every head's output (hooks.head_values);
+    from_sweep: True where these are the fast engine's own clean pass (no extra forward pass),
+            False where one plain forward pass of the batch computed them (engine="naive", or
+            a fast sweep that had to run each prompt alone)."""
+
+    hidden: tuple
+    heads: torch.Tensor
+    from_sweep: bool
+
+
+def _clean_from_run(layout, req: Request, run) -> CleanPass:
+    padding = ~req.mask
+    hidden = tuple(h.float().masked_fill(padding[..., None], float("nan")) for h in run.hidden)
+    heads = torch.stack(run.heads_in, 2).float().view(*req.mask.shape, layout.n_layers, layout.n_heads,
+                                                       layout.head_dim)
+    return CleanPass(hidden, heads.masked_fill(padding[..., None, None, None], float("nan")), True)
+
+
+@torch.no_grad()
+def _plain_clean(model, req: Request) -> CleanPass:
+    """One plain forward pass of the batch (positions counted per prompt, as head_values)."""
+    mask = req.mask
+    kwargs = {} if mask.all() else dict(attention_mask=mask.long(), position_ids=position_ids(mask))
+    with capture_heads(model) as seen:
+        states = model(req.input_ids, output_hidden_states=True, **kwargs).hidden_states
+    heads = torch.stack([h for _, h in seen], dim=2)
+    hidden = tuple(h.float().masked_fill(~mask[..., None], float("nan")) for h in states)
+    return CleanPass(hidden, heads.masked_fill(~mask[..., None, None, None], float("nan")), False)
+
+
+def sweep_and_clean(model: torch.nn.Module, input_ids: torch.Tensor, token, readout: str = "block", *,
+                    layers=None, heads=None, positions=None, engine: str = "fast", complement: bool = False,
+                    values=None, donor_ids=None, attention_mask=None) -> tuple[torch.Tensor, CleanPass]:
+    """`sweep(...)` (the same arguments and result) and the clean pass it is measured against
+    (CleanPass): what a caller needs to read each silencing as a change from clean, without a
+    second forward pass.
+
+    The fast engine hands over its own clean pass (for a padded batch with readout="block",
+    the packed one that its padding check compared with a prompt run alone); it equals the
+    plain padded forward pass to the sweep's bound. Elsewhere one plain forward pass of the
+    batch computes it."""
+    keep: dict = {}
+    out = _sweep(model, input_ids, token, readout, keep, engine=engine, layers=layers, heads=heads,
+                 positions=positions, complement=complement, values=values, donor_ids=donor_ids,
+                 attention_mask=attention_mask)
+    req = keep["request"]
+    clean = _clean_from_run(layout_of(model), req, keep["run"]) if "run" in keep else _plain_clean(model, req)
+    return out, clean
