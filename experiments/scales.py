@@ -1,6 +1,7 @@
 """Interventions of growing scale at the silenced token, on the test part of the prompt set,
 measured with the same readouts: where does the effect appear as the intervention grows?
-Each kind is one shard of a run (experiments/shards.py); so is the top-k ladder.
+Per test sentence, the kinds at the token are one shard of a run and the every-token kind
+another (experiments/shards.py); the top-k ladder is one more.
 
 Per block L (one intervention confined to block L, at the token unless said otherwise):
 
@@ -25,15 +26,16 @@ The prompts are split by the analysis plan (scale_test_prompts): the interventio
 measured on the first ones; the "top" heads are chosen on the others (`select_heads`), so
 no prompt both selects and confirms.
 
-Cost: one batched forward pass (n_layers + 1 rows) per intervention and prompt; every
-block's intervention rides in its own batch row (the hooks' `rows`). engine="fast" (default)
+Cost: one batched forward pass per prompt for all the kinds at the token (n_layers rows per
+kind + 1 clean row: `measure_kinds`), one more for the every-token kind; every block's
+intervention rides in its own batch row (the hooks' `rows`). engine="fast" (default)
 runs that pass as hooks.resumed_pass does: row L only from block L on (before, it is the
 clean row), and, for the kinds at the token, only at positions token.. (before, every row
 is clean); about a quarter of the plain pass's work on SmolLM2's test sentences. One row
 (the last block's, WITNESS) runs every block, so that "nothing changes before its block"
 stays a computed fact on the real model. engine="naive" is the plain batched pass, the
-reference; both agree to the engine's bound (hooks/precision.py). The top-k rows keep the
-plain pass.
+reference; both agree to the engine's bound (hooks/precision.py). The top-k rows resume the
+same way, each from the first block it silences.
 """
 from __future__ import annotations
 
@@ -157,35 +159,69 @@ def measure_kind(model, prompts: list[Prompt], kind: str, selection: Selection,
                  engine: str = "fast") -> ScaleMeasurement:
     """One kind on every test prompt: per prompt one batched pass, block L's intervention in
     row L (engine: "fast", the resumed pass, or "naive", the plain one; module docstring)."""
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r}: use one of {KINDS}")
+    return measure_kinds(model, prompts, [kind], selection, engine)[kind]
+
+
+def passes(kinds) -> list[list[str]]:
+    """The kinds that share one resumed pass per prompt: every kind at the token together (the
+    same promise: nothing changes before the token), the every-token kind alone."""
+    at_token = [k for k in kinds if k != EVERY_TOKEN]
+    return [group for group in (at_token, [k for k in kinds if k == EVERY_TOKEN]) if group]
+
+
+@torch.no_grad()
+def measure_kinds(model, prompts: list[Prompt], kinds, selection: Selection,
+                  engine: str = "fast") -> dict[str, ScaleMeasurement]:
+    """Several kinds on every test prompt, {kind: ScaleMeasurement}: per prompt ONE batched
+    pass for all the kinds at the token (`passes`; kind i's block-L intervention in row
+    i * n_layers + L), so they share its clean pass and each block runs once on all their
+    rows; the same numbers as measure_kind of each kind, to the engine's bound."""
+    kinds = list(kinds)
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or len(set(kinds)) != len(kinds):
+        raise ValueError(f"kinds={kinds}: use each of {KINDS} at most once")
     layout = layout_of(model)
     nL, nH = layout.n_layers, layout.n_heads
     if any(p.tested.j == 0 for p in prompts):
         raise ValueError("the tested pair's second word is the first token: there is no log-prob to read")
     # Block L's intervention changes nothing before block L, and (but for EVERY_TOKEN) nothing
-    # before the token; WITNESS starts at block 0 all the same.
+    # before the token; each kind's WITNESS row starts at block 0 all the same.
     starts = list(range(nL))
     starts[WITNESS] = 0
-    per = [_batched(model, p, starts, None if kind == EVERY_TOKEN else p.token,
-                    lambda stack, L, row, offset, p=p: _enter(stack, model, kind, L, p.token - offset, row,
-                                                              selection.top_heads[L], nH), engine)
-           for p in prompts]
-    ripple = torch.stack([c for c, _, _ in per], -1)                          # [nL, n_blocks, P]
-    return ScaleMeasurement(kind, list(selection.top_heads), torch.stack([ripple[L, L] for L in range(nL)]),
-                            ripple, torch.stack([lp for _, lp, _ in per], -1), torch.stack([k for _, _, k in per], -1))
+    per = {k: [] for k in kinds}
+    for p in prompts:
+        for group in passes(kinds):
+            def install(stack, r, row, offset, p=p, group=group):
+                L = r % nL
+                _enter(stack, model, group[r // nL], L, p.token - offset, row, selection.top_heads[L], nH)
+
+            cos, lp, kl_ = _batched(model, p, starts * len(group), None if group == [EVERY_TOKEN] else p.token,
+                                    install, engine)
+            for i, k in enumerate(group):
+                rows = slice(i * nL, (i + 1) * nL)
+                per[k].append((cos[rows], lp[rows], kl_[rows]))
+    out = {}
+    for k in kinds:
+        ripple = torch.stack([c for c, _, _ in per[k]], -1)                          # [nL, n_blocks, P]
+        out[k] = ScaleMeasurement(k, list(selection.top_heads), torch.stack([ripple[L, L] for L in range(nL)]),
+                                  ripple, torch.stack([lp for _, lp, _ in per[k]], -1),
+                                  torch.stack([x for _, _, x in per[k]], -1))
+    return out
 
 
 @torch.no_grad()
-def measure_top_k(model, prompts: list[Prompt], ks, selection: Selection) -> TopKMeasurement:
-    """The top-k heads of `selection.ranked` silenced together at the token, for each k."""
+def measure_top_k(model, prompts: list[Prompt], ks, selection: Selection, engine: str = "fast") -> TopKMeasurement:
+    """The top-k heads of `selection.ranked` silenced together at the token, for each k: per
+    prompt one batched pass, row r silencing the first ks[r] heads (engine "fast": each row
+    resumed from the first block it silences, at positions token.. only; "naive": the plain pass)."""
     ks = tuple(k for k in ks if k <= len(selection.ranked))
     sites = selection.ranked[:max(ks, default=0)]
+    starts = [min(L for L, _ in sites[:k]) for k in ks]
     out = []
     for p in prompts:
         def rows(stack, r, row, offset, p=p):
             for L, h in sites[:ks[r]]:
                 stack.enter_context(ablate(model, L, h, p.token - offset, rows=[row]))
-        out.append(_batched(model, p, [0] * len(ks), None, rows, engine="naive"))
+        out.append(_batched(model, p, starts, p.token, rows, engine))
     return TopKMeasurement(ks, sites, torch.stack([c[:, -1] for c, _, _ in out], -1),
                            torch.stack([lp for _, lp, _ in out], -1), torch.stack([k for _, _, k in out], -1))

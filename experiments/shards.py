@@ -5,6 +5,7 @@
     units.study()                  StudyMeasurement of the study sentence
     units.prompt_chunk(indices)    PromptChunk: every single-head ablation on a few prompts
     units.scale_part(kind, i)      ScaleMeasurement: one intervention of the scale ladder, test sentence i
+                                   (its shard measures every kind at the token on sentence i at once)
     units.scale(kind)              the same on every test sentence (joined from the parts)
     units.top_k()                  TopKMeasurement: the top-k heads silenced together
     units.ioi_chunk(indices)       IOIChunk: every head patched from the donor, some IOI pairs
@@ -28,8 +29,11 @@ from experiments import ioi, prompt_chunks, prompt_set, scales
 from experiments.study import measure_study
 
 def scale_part_name(kind: str, index: int) -> str:
-    """The shard (and xdist group) of one ladder kind on one test sentence."""
-    return f"scales-{scales.slug(kind)}-P{index:02d}"
+    """The shard (and xdist group) that measures one ladder kind on one test sentence: every
+    kind at the token on that sentence shares one (one resumed pass, scales.measure_kinds);
+    the every-token kind has its own."""
+    group = scales.slug(kind) if kind == scales.EVERY_TOKEN else "at-token"
+    return f"scales-{group}-P{index:02d}"
 
 
 class Shards:
@@ -99,11 +103,17 @@ class Shards:
         return scales.select_heads(self.prompt_deltas([i for i in range(len(self.prompts)) if i not in tested]))
 
     def scale_part(self, kind: str, index: int) -> scales.ScaleMeasurement:
-        """One kind of the ladder on its test sentence `index`: a shard of its own (one batched pass
-        of n_layers rows, resumed per row unless the run's engine is "naive"), so that the
-        ladder, the heaviest work of a run, spreads over workers."""
-        return self._get(scale_part_name(kind, index), lambda: scales.measure_kind(
-            self.model, [self.test_prompts(kind)[index]], kind, self.selection(), self.engine))
+        """One kind of the ladder on its test sentence `index`, from the shard that measures
+        every kind of its pass (scales.passes) on that sentence in one batched pass of n_layers
+        rows per kind (resumed per row unless the run's engine is "naive"): the ladder, the
+        heaviest work of a run, spreads over workers by sentence."""
+        kinds = [k for k in scales.passes(scales.KINDS) if kind in k][0]
+        kinds = [k for k in kinds if index < len(self.ladder_indices(k))]      # the control has more sentences
+        sentence = self.ladder_indices(kind)[index]
+        if any(self.ladder_indices(k)[index] != sentence for k in kinds):
+            raise AssertionError(f"ladder kinds {kinds} disagree on their test sentence {index}")
+        return self._get(scale_part_name(kind, index), lambda: scales.measure_kinds(
+            self.model, [self.prompts[sentence]], kinds, self.selection(), self.engine))[kind]
 
     def scale(self, kind: str) -> scales.ScaleMeasurement:
         """One kind of the ladder on every one of its test sentences, joined from its parts."""
@@ -111,7 +121,7 @@ class Shards:
 
     def top_k(self) -> scales.TopKMeasurement:
         return self._get("top-k", lambda: scales.measure_top_k(self.model, self.test_prompts(), self.plan.top_k,
-                                                              self.selection()))
+                                                              self.selection(), self.engine))
 
     def ioi_chunks(self) -> list[tuple[int, ...]]:
         return prompt_set.chunks(len(self.ioi_pairs), ioi.IOI_CHUNK)

@@ -166,6 +166,94 @@ def test_the_fast_ladder_runs_each_row_from_its_block_and_the_token(kind, monkey
     assert calls == [(k, k + 3 if k < 3 else 5, width) for k in range(4)]
 
 
+@pytest.mark.parametrize("case", ["gpt2", "llama", "mistral-window", "gemma3_text", "gpt_neox"])
+def test_kinds_measured_together_equal_each_kind_alone(case, monkeypatch):
+    """measure_kinds runs every kind at the token in ONE resumed pass per prompt (one clean
+    pass, each block once on all their rows) and the every-token kind in one more: each
+    kind's readouts equal measure_kind of that kind alone, fast and naive, to the bound."""
+    import hooks.resume as resume
+
+    model = tiny(case, n_layer=3)
+    selection = selection_of(model)
+    prompts = [synthetic_prompt(ids_of(9, 11), t, [pair]) for t, pair in LAYOUTS]
+    logits = logit_scale(model, prompts)
+    runs, clean_run = [], resume.clean_run
+    monkeypatch.setattr(resume, "clean_run", lambda *a, **k: runs.append(1) or clean_run(*a, **k))
+    with fast_path_only():
+        together = scales.measure_kinds(model, prompts, scales.KINDS, selection)
+    assert len(runs) == 2 * len(prompts), "one clean pass per prompt for the kinds at the token, one for every-token"
+    naive = scales.measure_kinds(model, prompts, scales.KINDS, selection, engine="naive")
+    for kind in scales.KINDS:
+        alone = scales.measure_kind(model, prompts, kind, selection, engine="naive")
+        assert together[kind].kind == kind and together[kind].top_heads == alone.top_heads
+        assert_ladder_exact(readouts(together[kind]), readouts(alone), logits, f"{case}, {kind}: together vs alone")
+        assert_ladder_exact(readouts(naive[kind]), readouts(alone), logits, f"{case}, {kind}: naive together")
+        assert torch.equal(together[kind].cos, torch.stack([together[kind].ripple[L, L] for L in range(3)]))
+        n = together[kind].ripple.shape[0]
+        assert torch.all(together[kind].ripple[n - 1, :n - 1] == 0), f"{kind}: its witness row moved early"
+
+
+def test_kinds_measured_together_share_each_blocks_call(monkeypatch):
+    """Block k runs once per prompt for all the kinds at the token: on the probe and, per kind,
+    its witness and rows 0..k, at columns token.. only."""
+    from hooks.blocks import Resumer
+
+    model = tiny("llama", n_layer=4)
+    prompt = synthetic_prompt(ids_of(9, 2), 6, [(6, 2)])
+    at_token = [k for k in scales.KINDS if k != scales.EVERY_TOKEN]
+    calls, block = [], Resumer.block
+    monkeypatch.setattr(Resumer, "block", lambda self, k, x: calls.append((k, *x.shape[:2])) or block(self, k, x))
+    with fast_path_only():
+        scales.measure_kinds(model, [prompt], at_token, selection_of(model))
+    kinds = len(at_token)
+    assert calls == [(k, 1 + kinds * (k + 2 if k < 3 else 4), 9 - 6) for k in range(4)]
+
+
+@pytest.mark.parametrize("kinds, message", [
+    (["top head @ token", "top head @ token"], "at most once"),
+    (["the whole model"], "at most once"),
+])
+def test_bad_kinds_are_named(kinds, message):
+    model = tiny("gpt2")
+    with pytest.raises(ValueError, match=message):
+        scales.measure_kinds(model, [synthetic_prompt(ids_of(6, 0), 2, [(2, 4)])], kinds, selection_of(model))
+
+
+@pytest.mark.parametrize("case", ["gpt2", "llama", "mistral-window", "gemma3_text", "gpt_neox"])
+def test_fast_top_k_equals_the_plain_pass_and_the_reference(case, monkeypatch):
+    """The top-k heads silenced together, each row resumed from the first block it silences and
+    the token: fast == naive == the hand-written reference (every head of the row zeroed at the
+    token, the last row clean), and the fast rows really start there."""
+    from hooks.blocks import Resumer
+
+    model = tiny(case, n_layer=3)
+    layout = layout_of(model)
+    ranked = [(2, 1), (1, 0), (2, 3), (0, 2), (1, 3)]            # a later block first: row starts differ
+    selection = scales.Selection([0] * layout.n_layers, ranked)
+    prompts = [synthetic_prompt(ids_of(9, 5), t, [pair]) for t, pair in LAYOUTS]
+    ks = (1, 2, 4, 5)
+    calls, block = [], Resumer.block
+    monkeypatch.setattr(Resumer, "block", lambda self, k, x: calls.append((k, *x.shape[:2])) or block(self, k, x))
+    with fast_path_only():
+        fast = scales.measure_top_k(model, prompts, ks, selection)
+    naive = scales.measure_top_k(model, prompts, ks, selection, engine="naive")
+    logits = logit_scale(model, prompts)
+    get = lambda m: {"ripple": m.cos, "logprob": m.logprob, "kl": m.kl}          # noqa: E731
+    assert_ladder_exact(get(fast), get(naive), logits, f"{case}: top-k fast vs naive")
+    for i, p in enumerate(prompts):
+        ids = torch.tensor([p.tokens.ids]).expand(len(ks) + 1, -1)
+        edits = [(L, h, p.token, None, [r]) for r, k in enumerate(ks) for L, h in ranked[:k]]
+        cos, lp, kl = scales.deltas(model, p, hidden_states(model, ids, replace=edits))
+        want = {"ripple": cos[:, -1], "logprob": lp, "kl": kl}
+        assert_ladder_exact({name: v[..., i] for name, v in get(fast).items()}, want, logits,
+                            f"{case}, token {p.token}: top-k fast vs reference")
+    # Per prompt: block k runs on the probe and the rows whose first silenced block is <= k (the
+    # rows of k = 1, 2, 4, 5 heads first silence blocks 2, 1, 0, 0), at columns token.. only.
+    starts = [2, 1, 0, 0]
+    want_calls = [(k, 1 + sum(s <= k for s in starts), 9 - t) for t, _ in LAYOUTS for k in range(min(starts), 3)]
+    assert calls == want_calls
+
+
 @st.composite
 def rows_of_edits(draw):
     """A tiny model, a prompt, a first edited position (or None: every position may change),
