@@ -43,11 +43,20 @@ class ShardStore:
         """The shard's value: from this process's memory, the folder, or `compute()` (once).
 
         `before()` (loading the model) runs first when the shard must be computed, outside the
-        time logged for it; so does any other shard computed inside `compute()`: the log holds
-        each shard's own seconds, which add up to the run's shard work.
+        time logged for it; so does any other shard got inside `compute()`, computed there or
+        waited for while another worker computes it: the log holds each shard's own seconds,
+        which add up to the run's shard work.
         """
         if name in self._memo:
             return self._memo[name]
+        begun = time.perf_counter()
+        try:
+            return self._get(name, compute, before)
+        finally:
+            if self._nested:                    # all of it is not the outer shard's own work
+                self._nested[-1] += time.perf_counter() - begun
+
+    def _get(self, name: str, compute: Callable, before: Callable | None):
         path = self._path(name)
         if not path.is_file():
             with open(path.with_suffix(".lock"), "w") as lock:
@@ -55,7 +64,6 @@ class ShardStore:
                 if not path.is_file():
                     import torch
 
-                    begun = time.perf_counter()
                     if before is not None:
                         before()
                     self._nested.append(0.0)
@@ -64,10 +72,7 @@ class ShardStore:
                         value = compute()
                     finally:
                         inner = self._nested.pop()
-                    end = time.perf_counter()
-                    if self._nested:                    # all of it, its before() too, is not the outer shard's
-                        self._nested[-1] += end - begun
-                    seconds = end - start - inner
+                    seconds = time.perf_counter() - start - inner
                     partial = path.with_suffix(f".tmp-{os.getpid()}")
                     torch.save(value, partial)
                     os.replace(partial, path)

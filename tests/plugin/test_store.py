@@ -35,3 +35,31 @@ def test_logged_seconds_leave_out_the_model_load_and_nested_shards(tmp_path):
     assert 0.08 <= seconds["outer"] < 0.25, seconds         # without inner's 0.3 s and its load's 0.3 s
     store.get("outer", outer, before=load)
     assert loads == [1, 1] and store.drain() == []
+
+
+def test_logged_seconds_leave_out_waiting_for_a_shard_another_worker_computes(tmp_path):
+    """A shard that needs one another worker is computing waits on its lock: that wait is not
+    the outer shard's work (under -n 2 the ladder's first shard once logged 8.7 s this way)."""
+    import threading
+
+    other, here = ShardStore(tmp_path, "gw1"), ShardStore(tmp_path, "gw0")
+    started = threading.Event()
+
+    def slow():
+        started.set()
+        time.sleep(0.4)
+        return 1
+
+    worker = threading.Thread(target=other.get, args=("chunk", slow))
+    worker.start()
+    started.wait()
+
+    def outer():
+        time.sleep(0.1)
+        return here.get("chunk", lambda: 99) + 1      # waits for gw1's file, then reads it
+
+    assert here.get("outer", outer) == 2
+    worker.join()
+    seconds = {r["name"]: r["seconds"] for r in here.drain()}
+    assert list(seconds) == ["outer"] and 0.08 <= seconds["outer"] < 0.3, seconds
+    assert [r["name"] for r in other.drain()] == ["chunk"]
