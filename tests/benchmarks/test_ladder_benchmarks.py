@@ -7,11 +7,14 @@ Run with:  python -m pytest tests/benchmarks/test_ladder_benchmarks.py --benchma
 SmolLM2-135M-Instruct (real weights, bundled, copied into the process), the ladder's 8 test
 sentences (the exploration half's first ones; plan: scale_test_prompts), all 6 kinds, on one
 torch thread (the study's --threads default: each shard computes on one). The unit of work is
-one kind on one sentence (one shard of a run); each round times every unit on both sides back
-to back, each side first in turn, and per unit the fastest of ROUNDS calls counts (this machine
-is shared: a call can be slowed several-fold by other processes; the fastest is the closest to
-the code's own cost). Each side's time is the sum over its 48 units. The top heads are a seeded
-draw: what a kind costs does not depend on which head it silences.
+what one shard of a run computes: on one sentence, either the 5 kinds at the token (one
+resumed pass, scales.measure_kinds) or the every-token kind; its plain side is the plain
+batched pass of each of those kinds (what the ladder ran before it was resumed). Each round
+times every unit on both sides back to back, each side first in turn, and per unit the
+fastest of ROUNDS calls counts (this machine is shared: a call can be slowed several-fold by
+other processes; the fastest is the closest to the code's own cost). Each side's time is the
+sum over its 16 units. The top heads are a seeded draw: what a kind costs does not depend on
+which head it silences.
 
 Exactness in the same run: every readout of the last round, fast against plain, to
 tests/engine/test_ladder.py's bound, plus the plain pass's own round-off between two batch shapes
@@ -19,11 +22,10 @@ tests/engine/test_ladder.py's bound, plus the plain pass's own round-off between
 pass itself moves a cosine of the every-token kind by 2.4e-5 between those shapes (its
 activations reach 19,000 where one of the pair's vectors has norm 200). Beside the ratio, its
 FLOP ceiling: the plain pass's FLOPs in the blocks over the least a resumed ladder must spend
-(one clean pass, then row L through blocks L.. at columns token..; every column for the
-every-token kind). The measured ratio stays well under it on a CPU: a block call on a few
-rows costs about what reading the block's weights costs (SmolLM2: ~2 ms whatever the rows up
-to ~4 x 12 tokens), and the resumed ladder makes twice the block calls (the clean pass, then
-the rows), the first ones on few rows.
+(per sentence and pass one clean pass, then each kind's row L through blocks L.. at columns
+token..; every column for the every-token kind). On a CPU a block call on a few rows costs
+about what reading the block's weights costs (SmolLM2: ~2 ms whatever the rows up to ~4 x 12
+tokens): measuring the kinds at the token together puts 5 times the rows in each call.
 """
 from __future__ import annotations
 
@@ -50,10 +52,10 @@ def ladder_flops(model, prompts) -> tuple[float, float]:
     plain = least = 0.0
     for p in prompts:
         seq = len(p.tokens.ids)
-        for kind in scales.KINDS:
-            width = seq if kind == scales.EVERY_TOKEN else seq - p.token
-            plain += (n + 1) * seq * n * block
-            least += seq * n * block + sum((n - L) * width * block for L in range(n))
+        plain += len(scales.KINDS) * (n + 1) * seq * n * block
+        for group in scales.passes(scales.KINDS):
+            width = seq if group == [scales.EVERY_TOKEN] else seq - p.token
+            least += seq * n * block + len(group) * sum((n - L) * width * block for L in range(n))
     return plain, least
 
 
@@ -98,23 +100,32 @@ def test_smollm2_scale_ladder(benchmark):
     try:
         for engine in ENGINES:                                                    # warm the process
             scales.measure_kind(model, prompts[:1], scales.KINDS[0], selection, engine=engine)
+        groups = [tuple(group) for group in scales.passes(scales.KINDS)]
         best, last, turn = {}, {}, itertools.count()
 
+        def unit(engine, group, p):
+            """What one shard computes (fast), or the plain batched pass of each of its kinds."""
+            if engine == "fast":
+                return scales.measure_kinds(model, [p], group, selection)
+            return {kind: scales.measure_kind(model, [p], kind, selection, engine="naive") for kind in group}
+
         def one_round():
-            # Unit by unit (one kind on one sentence), the two sides back to back, each first in turn.
-            for kind in scales.KINDS:
+            # Unit by unit (one shard's kinds on one sentence), the two sides back to back, each first in turn.
+            for group in groups:
                 for i, p in enumerate(prompts):
                     for engine in ENGINES if next(turn) % 2 else ENGINES[::-1]:
                         start = time.perf_counter()
-                        last[engine, kind, i] = scales.measure_kind(model, [p], kind, selection, engine=engine)
+                        out = unit(engine, group, p)
                         took = time.perf_counter() - start
-                        best[engine, kind, i] = min(best.get((engine, kind, i), took), took)
+                        best[engine, group, i] = min(best.get((engine, group, i), took), took)
+                        for kind in group:
+                            last[engine, kind, i] = out[kind]
 
         benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
     finally:
         torch.set_num_threads(threads)
-    seconds = {(engine, kind): sum(best[engine, kind, i] for i in range(len(prompts)))
-               for engine in ENGINES for kind in scales.KINDS}
+    seconds = {(engine, group): sum(best[engine, group, i] for i in range(len(prompts)))
+               for engine in ENGINES for group in groups}
     logits = logit_scale(model, prompts)
     worst, own_worst = {}, {}
     for kind in scales.KINDS:
@@ -126,22 +137,24 @@ def test_smollm2_scale_ladder(benchmark):
             worst[kind, name] = (err, tol)
             own_worst[kind, name] = own[name]
     plain_flops, least_flops = ladder_flops(model, prompts)
-    fast_s = sum(seconds["fast", kind] for kind in scales.KINDS)
-    plain_s = sum(seconds["naive", kind] for kind in scales.KINDS)
+    fast_s = sum(seconds["fast", group] for group in groups)
+    plain_s = sum(seconds["naive", group] for group in groups)
     ratio = record_ratio(
         benchmark, fast_s=fast_s, plain_s=plain_s, flop_ceiling=plain_flops / least_flops,
-        plain_side=f"plain batched pass (engine naive); per (kind, sentence) the fastest of {ROUNDS}, in turns",
-        threads=THREADS, per_kind_s={kind: [round(seconds["fast", kind], 2), round(seconds["naive", kind], 2)]
-                                     for kind in scales.KINDS},
+        plain_side=f"plain batched pass of each kind (engine naive); per shard's unit the fastest of {ROUNDS}, in turns",
+        threads=THREADS, per_pass_s={" + ".join(group): [round(seconds["fast", group], 2),
+                                                         round(seconds["naive", group], 2)] for group in groups},
         max_error={f"{kind}: {name}": f"{err:.2g} (tolerance {tol:.2g}, own {own_worst[kind, name]:.2g})"
                    for (kind, name), (err, tol) in worst.items()})
     print(f"\n[SmolLM2-135M-Instruct, scale ladder, 6 kinds x {SENTENCES} sentences, {THREADS} torch thread] resumed "
-          f"{fast_s:.2f} s, plain {plain_s:.2f} s (per kind and sentence the fastest of {ROUNDS} calls, the sides "
-          f"in turns): speedup {ratio:.2f}x (FLOP ceiling {plain_flops / least_flops:.2f}x); logit scale {logits:.1f}")
+          f"{fast_s:.2f} s, plain {plain_s:.2f} s (per shard's kinds and sentence the fastest of {ROUNDS} calls, "
+          f"the sides in turns): speedup {ratio:.2f}x (FLOP ceiling {plain_flops / least_flops:.2f}x); logit scale {logits:.1f}")
+    for group in groups:
+        print(f"  {' + '.join(group)}: resumed {seconds['fast', group]:6.2f} s  plain {seconds['naive', group]:6.2f} s  "
+              f"{seconds['naive', group] / seconds['fast', group]:5.2f}x")
     for kind in scales.KINDS:
         errors = ", ".join(f"{name} {worst[kind, name][0]:.2g} (own {own_worst[kind, name]:.2g})" for name in READOUTS)
-        print(f"  {kind:24s} resumed {seconds['fast', kind]:6.2f} s  plain {seconds['naive', kind]:6.2f} s  "
-              f"{seconds['naive', kind] / seconds['fast', kind]:5.2f}x   max|fast - plain|: {errors}")
+        print(f"  {kind:24s} max|fast - plain|: {errors}")
     beyond = {f"{kind}: {name}": f"{err:.3g} > {tol:.3g}" for (kind, name), (err, tol) in worst.items() if err > tol}
     assert not beyond, f"the resumed ladder differs from the plain pass beyond the bound: {beyond}"
     assert ratio >= TARGET, f"{ratio:.2f}x is below the {TARGET:g}x target"
