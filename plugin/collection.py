@@ -21,14 +21,15 @@ from experiments import prompt_set
 from plugin.ids import test_of
 from plugin.setup import SetupError, resolve_in_background, setup_of
 
-# Shards in the order xdist should start them: first those other shards need (the scale
-# ladder chooses its heads from prompt chunks), then the long ones, then many short ones
-# that even out the workers' last minutes; tests that read several shards (each ladder kind
-# on every test sentence, "ladder-"; "late") and the golden gate, which reads them all, last.
-# Matched by name prefix; anything else comes after.
-# (xdist's loadgroup starts the groups with the most items first, and keeps this order among
-# groups of equal size: "late" and "golden" hold one item each, so they do come last.)
-SCHEDULE = ("head-means", "prompts-", "scales-", "top-k", "ioi-", "study", "ladder-", "late", "golden")
+# Shards in the order xdist starts them: first those other shards need (the scale ladder and
+# top-k choose their heads from prompt chunks), then the study sentence (it needs none: a
+# worker done with its chunks works there while the other finishes its last), then the long
+# ones, the longest first, then many short ones that even out the workers' last seconds;
+# tests that read several shards (each ladder kind on every test sentence, "ladder-"; "late")
+# and the golden gate, which reads them all, last. Matched by name prefix; anything else
+# comes after. The plugin turns off xdist's own reordering (by the number of items in a
+# group: it once started the ladder, 5 items a sentence, before the chunks it waits for, 4).
+SCHEDULE = ("head-means", "prompts-", "study", "top-k", "scales-", "ioi-", "ladder-", "late", "golden")
 PLACEHOLDER = "setup-failed"
 GROUPS = pytest.StashKey[set]()     # the shard groups of the study items collected in this run
 COLLECTED = pytest.StashKey[set]()  # the tests (ids without parameters) whose items this run collected
@@ -60,6 +61,9 @@ def pytest_cmdline_main(config):
         return
     if getattr(option, "dist", None) == "no" and (getattr(option, "numprocesses", None) or getattr(option, "tx", None)):
         option.dist = "loadgroup"
+    if getattr(option, "dist", None) == "loadgroup":
+        # Start the groups in the order the items were sorted in (SCHEDULE), not by their size.
+        option.loadscopereorder = False
 
 
 def is_claim(node) -> bool:

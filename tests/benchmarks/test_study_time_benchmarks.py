@@ -24,6 +24,8 @@ The two runs must say the same things (checked on the first round's results):
   came out byte for byte the same;
 - claims.csv: every claim (by name: its file moved) with the same outcome, counts, detail and
   named units;
+- shards.csv: how the run divided its work, which this work changed (the ladder's kinds at the
+  token share one shard per sentence now): every shard computed exactly once in each run;
 - figures and report.html are drawn from these and not compared.
 """
 from __future__ import annotations
@@ -106,6 +108,14 @@ def _claim_differences(old: str, new: str) -> list[str]:
             for name in sorted(then) for column in CLAIM_COLUMNS if then[name][column] != now[name][column]]
 
 
+def _shard_differences(old: str, new: str) -> list[str]:
+    """shards.csv names how a run divided its work, which the speed work changes (the ladder's
+    kinds at the token now share one shard per sentence): what must hold in both is that every
+    shard was computed exactly once."""
+    return [f"shards.csv {side}: {r['name']} computed {r['computations']} times"
+            for side, text in (("then", old), ("now", new)) for r in _rows(text) if r["computations"] != "1"]
+
+
 def same_results(then: Path, now: Path) -> list[str]:
     """What differs between two results folders, as the module's docstring defines "the same"."""
     names = lambda folder: {p.name for p in folder.iterdir() if p.is_file()}      # noqa: E731
@@ -116,6 +126,8 @@ def same_results(then: Path, now: Path) -> list[str]:
         old, new = (then / name).read_text(), (now / name).read_text()
         if name == "claims.csv":
             problems += _claim_differences(old, new)
+        elif name == "shards.csv":
+            problems += _shard_differences(old, new)
         elif sorted(old.splitlines()) != sorted(new.splitlines()):
             head = lambda text: text.splitlines()[:1]                                 # noqa: E731
             by_rows = lambda text: "\n".join(head(text) + sorted(text.splitlines()[1:]))   # noqa: E731

@@ -54,3 +54,31 @@ def test_a_study_run_leaves_out_the_tools_tests_and_none_of_them_is_a_claim(tmp_
     # No test of the tool is a claim: leaving tests/ out cannot drop one.
     out, selected, _ = _collect("-m", "study or ioi or claim", "tests", model=model)
     assert selected == 0, out[-2000:]
+
+
+@pytest.mark.slow
+def test_xdist_starts_the_shards_in_the_schedules_order_not_by_their_size(tmp_path):
+    """xdist's loadgroup starts the groups with the most items first, unless told not to: the
+    ladder's kinds at the token (5 items a sentence) then started before the prompt chunks
+    (4 items) they choose heads on, and a worker waited seconds for the other's chunks. Under
+    -n 2 the groups are handed out in SCHEDULE's order: every chunk before anything that
+    needs one, and the ladder's longest shards before its short ones."""
+    from plugin.collection import SCHEDULE, _rank
+
+    model = tiny_gpt2_checkpoint(tmp_path / "tiny-random-gpt2")
+    probe = tmp_path / "handed-out.txt"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SCHEDULE_PROBE": str(probe)}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "study", "-n", "2", "-q", "-p", "no:randomly",
+                           "-p", "tests.helpers.schedule_probe", f"--model={model}",
+                           f"--results-dir={tmp_path / 'results'}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert "passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    groups = probe.read_text().split()
+    assert len(groups) == len(set(groups)) > 40, groups
+    ranks = [_rank(g) for g in groups]
+    assert ranks == sorted(ranks), [g for g, r in zip(groups, ranks)]
+    assert [SCHEDULE[r] for r in sorted(set(ranks))][:4] == ["prompts-", "study", "top-k", "scales-"]
+    ladder = [g for g in groups if g.startswith("scales-")]
+    assert ladder[0] == "scales-at-token-P00" and ladder[-1].startswith("scales-at-token-P")
+    assert ladder.index("scales-top-head-at-every-token-P00") < ladder.index("scales-at-token-P08")
