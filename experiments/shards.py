@@ -5,7 +5,7 @@
     units.study()                  StudyMeasurement of the study sentence
     units.prompt_chunk(indices)    PromptChunk: every single-head ablation on a few prompts
     units.scale_part(kind, i)      ScaleMeasurement: one intervention of the scale ladder, test sentence i
-                                   (its shard measures every kind at the token on sentence i at once)
+                                   (its shard measures the kinds of its LADDER_SHARDS group at once)
     units.scale(kind)              the same on every test sentence (joined from the parts)
     units.top_k()                  TopKMeasurement: the top-k heads silenced together
     units.ioi_chunk(indices)       IOIChunk: every head patched from the donor, some IOI pairs
@@ -28,12 +28,26 @@ import torch
 from experiments import ioi, prompt_chunks, prompt_set, scales
 from experiments.study import measure_study
 
+# The ladder's kinds that one shard measures together on a test sentence (one resumed pass
+# for the kinds at the token, scales.measure_kinds): the four kinds at the token but the
+# positive control's; the positive control's kind alone (it is measured on every template's
+# sentence, 30, the others on 8; and five kinds in one pass made a GPT-2 Large-shaped run's
+# largest shard 6.3% of its work, above the 1/16 that lets 16 workers share it); the
+# every-token kind alone (it edits every column, so it cannot share the others' window).
+LADDER_SHARDS = (tuple(k for k in scales.KINDS if k not in (scales.SKIP_BLOCK, scales.EVERY_TOKEN)),
+                 (scales.SKIP_BLOCK,), (scales.EVERY_TOKEN,))
+
+
+def ladder_shard(kind: str) -> tuple[str, ...]:
+    """The kinds measured in one shard with `kind` (LADDER_SHARDS)."""
+    return next(group for group in LADDER_SHARDS if kind in group)
+
+
 def scale_part_name(kind: str, index: int) -> str:
-    """The shard (and xdist group) that measures one ladder kind on one test sentence: every
-    kind at the token on that sentence shares one (one resumed pass, scales.measure_kinds);
-    the every-token kind has its own."""
-    group = scales.slug(kind) if kind == scales.EVERY_TOKEN else "at-token"
-    return f"scales-{group}-P{index:02d}"
+    """The shard (and xdist group) that measures one ladder kind on one test sentence, with the
+    other kinds of its LADDER_SHARDS group."""
+    group = ladder_shard(kind)
+    return f"scales-{'at-token' if len(group) > 1 else scales.slug(kind)}-P{index:02d}"
 
 
 class Shards:
@@ -103,12 +117,11 @@ class Shards:
         return scales.select_heads(self.prompt_deltas([i for i in range(len(self.prompts)) if i not in tested]))
 
     def scale_part(self, kind: str, index: int) -> scales.ScaleMeasurement:
-        """One kind of the ladder on its test sentence `index`, from the shard that measures
-        every kind of its pass (scales.passes) on that sentence in one batched pass of n_layers
-        rows per kind (resumed per row unless the run's engine is "naive"): the ladder, the
-        heaviest work of a run, spreads over workers by sentence."""
-        kinds = [k for k in scales.passes(scales.KINDS) if kind in k][0]
-        kinds = [k for k in kinds if index < len(self.ladder_indices(k))]      # the control has more sentences
+        """One kind of the ladder on its test sentence `index`, from the shard that measures the
+        kinds of its LADDER_SHARDS group on that sentence (n_layers rows per kind in one batched
+        pass, resumed per row unless the run's engine is "naive"): the ladder, the heaviest work
+        of a run, spreads over workers by sentence."""
+        kinds = [k for k in ladder_shard(kind) if index < len(self.ladder_indices(k))]
         sentence = self.ladder_indices(kind)[index]
         if any(self.ladder_indices(k)[index] != sentence for k in kinds):
             raise AssertionError(f"ladder kinds {kinds} disagree on their test sentence {index}")

@@ -7,13 +7,15 @@ Run with:  python -m pytest tests/benchmarks/test_ladder_benchmarks.py --benchma
 SmolLM2-135M-Instruct (real weights, bundled, copied into the process), the ladder's 8 test
 sentences (the exploration half's first ones; plan: scale_test_prompts), all 6 kinds, on one
 torch thread (the study's --threads default: each shard computes on one). The unit of work is
-what one shard of a run computes: on one sentence, either the 5 kinds at the token (one
-resumed pass, scales.measure_kinds) or the every-token kind; its plain side is the plain
-batched pass of each of those kinds (what the ladder ran before it was resumed). Each round
+what one shard of a run computes: on one sentence, the kinds of one group of
+experiments/shards.LADDER_SHARDS (the 4 kinds at the token but the positive control's in one
+resumed pass, scales.measure_kinds; the positive control's kind; the every-token kind); its
+plain side is the plain batched pass of each of those kinds (what the ladder ran before it
+was resumed). Each round
 times every unit on both sides back to back, each side first in turn, and per unit the
 fastest of ROUNDS calls counts (this machine is shared: a call can be slowed several-fold by
 other processes; the fastest is the closest to the code's own cost). Each side's time is the
-sum over its 16 units. The top heads are a seeded draw: what a kind costs does not depend on
+sum over its 24 units. The top heads are a seeded draw: what a kind costs does not depend on
 which head it silences.
 
 Exactness in the same run: every readout of the last round, fast against plain, to
@@ -22,10 +24,10 @@ tests/engine/test_ladder.py's bound, plus the plain pass's own round-off between
 pass itself moves a cosine of the every-token kind by 2.4e-5 between those shapes (its
 activations reach 19,000 where one of the pair's vectors has norm 200). Beside the ratio, its
 FLOP ceiling: the plain pass's FLOPs in the blocks over the least a resumed ladder must spend
-(per sentence and pass one clean pass, then each kind's row L through blocks L.. at columns
+(per sentence and shard one clean pass, then each kind's row L through blocks L.. at columns
 token..; every column for the every-token kind). On a CPU a block call on a few rows costs
 about what reading the block's weights costs (SmolLM2: ~2 ms whatever the rows up to ~4 x 12
-tokens): measuring the kinds at the token together puts 5 times the rows in each call.
+tokens): measuring 4 kinds at the token together puts 4 times the rows in each call.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ import time
 import torch
 
 from experiments import scales
+from experiments.shards import LADDER_SHARDS
 from hooks import ablate, layout_of, resumed_pass, scale_block
 from tests.helpers.baselines import flops_per_token, record_ratio
 from tests.engine.test_ladder import FACTORS, READOUTS, ladder_errors, logit_scale, smollm2_test_prompts
@@ -53,8 +56,8 @@ def ladder_flops(model, prompts) -> tuple[float, float]:
     for p in prompts:
         seq = len(p.tokens.ids)
         plain += len(scales.KINDS) * (n + 1) * seq * n * block
-        for group in scales.passes(scales.KINDS):
-            width = seq if group == [scales.EVERY_TOKEN] else seq - p.token
+        for group in LADDER_SHARDS:
+            width = seq if scales.EVERY_TOKEN in group else seq - p.token
             least += seq * n * block + len(group) * sum((n - L) * width * block for L in range(n))
     return plain, least
 
@@ -100,7 +103,7 @@ def test_smollm2_scale_ladder(benchmark):
     try:
         for engine in ENGINES:                                                    # warm the process
             scales.measure_kind(model, prompts[:1], scales.KINDS[0], selection, engine=engine)
-        groups = [tuple(group) for group in scales.passes(scales.KINDS)]
+        groups = list(LADDER_SHARDS)
         best, last, turn = {}, {}, itertools.count()
 
         def unit(engine, group, p):

@@ -80,5 +80,5 @@ def test_xdist_starts_the_shards_in_the_schedules_order_not_by_their_size(tmp_pa
     assert ranks == sorted(ranks), [g for g, r in zip(groups, ranks)]
     assert [SCHEDULE[r] for r in sorted(set(ranks))][:4] == ["prompts-", "study", "top-k", "scales-"]
     ladder = [g for g in groups if g.startswith("scales-")]
-    assert ladder[0] == "scales-at-token-P00" and ladder[-1].startswith("scales-at-token-P")
-    assert ladder.index("scales-top-head-at-every-token-P00") < ladder.index("scales-at-token-P08")
+    assert ladder[0] == "scales-at-token-P00" and ladder[-1].startswith("scales-update-x0-at-token-P")
+    assert ladder.index("scales-at-token-P07") < ladder.index("scales-top-head-at-every-token-P00")
