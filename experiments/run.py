@@ -59,26 +59,36 @@ def run_study(model="auto", *, prompts: str | Path = "exploration", question: Qu
     if tokenizer is None:
         raise ValueError("run_study(model=<a loaded model>) needs tokenizer=<its tokenizer>")
     plan = load_plan() if plan is None else plan
+    shards = study_shards(model, tokenizer, prompts=prompts, question=question, plan=plan, ablation=ablation,
+                          engine=engine)
+    result = StudyResult()
+    _study_sentence(shards, plan, result)
+    _population(shards, plan, shards.templates, result)
+    _scales(shards, plan, result)
+    return result
+
+
+def study_shards(model, tokenizer, *, prompts: str | Path = "exploration", question: Question | None = None,
+                 plan=None, ablation: str = "zero", engine: str = "fast", get=None) -> Shards:
+    """The study's shards on a loaded model (experiments/shards.py), each computed once in this
+    process: `get(name, compute, before=None)` (default: a dict kept by the Shards) is the store."""
+    plan = load_plan() if plan is None else plan
     question = Question() if question is None else question
     max_tokens = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     prompt = locate_question(tokenizer, question, max_tokens)
     path = HALVES.get(str(prompts)) or Path(prompts)
     sentences, templates = prompt_set.read_prompt_set(path)
     located = prompt_set.locate_prompts(tokenizer, sentences, question, max_tokens, path)
-    store: dict = {}
+    if get is None:
+        store: dict = {}
 
-    def once(name, compute, before=None):
-        if name not in store:
-            store[name] = compute()
-        return store[name]
+        def get(name, compute, before=None):
+            if name not in store:
+                store[name] = compute()
+            return store[name]
 
-    shards = Shards(lambda: model, prompt=prompt, prompts=located, ablation=ablation, engine=engine, plan=plan,
-                    get=once, templates=templates)
-    result = StudyResult()
-    _study_sentence(shards, plan, result)
-    _population(shards, plan, templates, result)
-    _scales(shards, plan, result)
-    return result
+    return Shards(lambda: model, prompt=prompt, prompts=located, ablation=ablation, engine=engine, plan=plan,
+                  get=get, templates=templates)
 
 
 def _study_sentence(shards, plan, result) -> None:

@@ -162,7 +162,7 @@ def measure_kind(model, prompts: list[Prompt], kind: str, selection: Selection,
     return measure_kinds(model, prompts, [kind], selection, engine)[kind]
 
 
-def passes(kinds) -> list[list[str]]:
+def _passes(kinds) -> list[list[str]]:
     """The kinds that share one resumed pass per prompt: every kind at the token together (the
     same promise: nothing changes before the token), the every-token kind alone."""
     at_token = [k for k in kinds if k != EVERY_TOKEN]
@@ -173,7 +173,7 @@ def passes(kinds) -> list[list[str]]:
 def measure_kinds(model, prompts: list[Prompt], kinds, selection: Selection,
                   engine: str = "fast") -> dict[str, ScaleMeasurement]:
     """Several kinds on every test prompt, {kind: ScaleMeasurement}: per prompt ONE batched
-    pass for all the kinds at the token (`passes`; kind i's block-L intervention in row
+    pass for all the kinds at the token (`_passes`; kind i's block-L intervention in row
     i * n_layers + L), so they share its clean pass and each block runs once on all their
     rows; the same numbers as measure_kind of each kind, to the engine's bound."""
     kinds = list(kinds)
@@ -190,7 +190,7 @@ def measure_kinds(model, prompts: list[Prompt], kinds, selection: Selection,
     starts[WITNESS] = 0
     per = {k: [] for k in kinds}
     for p in prompts:
-        for group in passes(kinds):
+        for group in _passes(kinds):
             def install(stack, r, row, offset, p=p, group=group):
                 L = r % nL
                 _enter(stack, model, group[r // nL], L, p.token - offset, row, selection.top_heads[L], nH)

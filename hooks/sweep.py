@@ -43,13 +43,13 @@ from typing import Sequence
 
 import torch
 
-from hooks.ablate import ablate, capture_heads
+from hooks.ablate import ablate
 from hooks.architectures import get_attribute, layout_of
 from hooks.blocks import Resumer, clean_run, tail, why_not_resumable
-from hooks.padding import check_mask, check_token, position_ids, spans
+from hooks.padding import check_mask, check_token, spans
 from hooks.precision import within_bound
 from hooks.silence import silence
-from hooks.values import head_values
+from hooks.values import head_values, plain_clean_pass
 
 READOUTS = ("block", "final")
 ENGINES = ("fast", "naive")
@@ -456,18 +456,16 @@ def sweep(model: torch.nn.Module, input_ids: torch.Tensor, token: int | Sequence
     """
     return _sweep(model, input_ids, token, readout, None, engine=engine, layers=layers, heads=heads,
                   positions=positions, complement=complement, values=values, donor_ids=donor_ids,
-                  attention_mask=attention_mask)
+                  attention_mask=attention_mask)[0]
 
 
-def _sweep(model, input_ids, token, readout, keep: dict | None, **options) -> torch.Tensor:
-    """sweep(); keep (a dict, or None) gets the fast engine's clean pass under "run" and the
-    request under "request"."""
+def _sweep(model, input_ids, token, readout, keep: dict | None, **options) -> tuple[torch.Tensor, Request]:
+    """(sweep(), its checked request); keep (a dict, or None) gets the fast engine's clean pass
+    under "run" where the sweep is measured against it."""
     layout = layout_of(model)
     req, squeeze = _request(layout, input_ids, token=token, readout=readout, **options)
     out = _naive(model, layout, req) if options["engine"] == "naive" else _fast(model, layout, req, keep)
-    if keep is not None:
-        keep["request"] = req
-    return out[0] if squeeze else out
+    return (out[0] if squeeze else out), req
 
 
 @dataclass(frozen=True)
@@ -494,18 +492,6 @@ def _clean_from_run(layout, req: Request, run) -> CleanPass:
     return CleanPass(hidden, heads.masked_fill(padding[..., None, None, None], float("nan")), True)
 
 
-@torch.no_grad()
-def _plain_clean(model, req: Request) -> CleanPass:
-    """One plain forward pass of the batch (positions counted per prompt, as head_values)."""
-    mask = req.mask
-    kwargs = {} if mask.all() else dict(attention_mask=mask.long(), position_ids=position_ids(mask))
-    with capture_heads(model) as seen:
-        states = model(req.input_ids, output_hidden_states=True, **kwargs).hidden_states
-    heads = torch.stack([h for _, h in seen], dim=2)
-    hidden = tuple(h.float().masked_fill(~mask[..., None], float("nan")) for h in states)
-    return CleanPass(hidden, heads.masked_fill(~mask[..., None, None, None], float("nan")), False)
-
-
 def sweep_and_clean(model: torch.nn.Module, input_ids: torch.Tensor, token, readout: str = "block", *,
                     layers=None, heads=None, positions=None, engine: str = "fast", complement: bool = False,
                     values=None, donor_ids=None, attention_mask=None) -> tuple[torch.Tensor, CleanPass]:
@@ -518,9 +504,9 @@ def sweep_and_clean(model: torch.nn.Module, input_ids: torch.Tensor, token, read
     plain padded forward pass to the sweep's bound. Elsewhere one plain forward pass of the
     batch computes it."""
     keep: dict = {}
-    out = _sweep(model, input_ids, token, readout, keep, engine=engine, layers=layers, heads=heads,
-                 positions=positions, complement=complement, values=values, donor_ids=donor_ids,
-                 attention_mask=attention_mask)
-    req = keep["request"]
-    clean = _clean_from_run(layout_of(model), req, keep["run"]) if "run" in keep else _plain_clean(model, req)
-    return out, clean
+    out, req = _sweep(model, input_ids, token, readout, keep, engine=engine, layers=layers, heads=heads,
+                      positions=positions, complement=complement, values=values, donor_ids=donor_ids,
+                      attention_mask=attention_mask)
+    if "run" in keep:
+        return out, _clean_from_run(layout_of(model), req, keep["run"])
+    return out, CleanPass(*plain_clean_pass(model, req.input_ids, req.mask), from_sweep=False)

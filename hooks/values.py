@@ -36,16 +36,25 @@ def head_values(model: torch.nn.Module, input_ids: torch.Tensor,
 
     One forward pass of the batch (position ids from the mask); padding columns are NaN.
     """
+    return plain_clean_pass(model, input_ids, attention_mask)[1]
+
+
+@torch.no_grad()
+def plain_clean_pass(model: torch.nn.Module, input_ids: torch.Tensor,
+                     attention_mask: torch.Tensor | None = None) -> tuple[tuple, torch.Tensor]:
+    """(hidden_states as float32 [B, S, d] tensors, every head's output [B, S, n_layers, n_heads,
+    head_dim]) of one plain forward pass of the batch, position ids from the mask (each prompt
+    numbered as if alone), padding columns NaN."""
     _check_ids(input_ids)
     layout = layout_of(model)
     mask = check_mask(input_ids, attention_mask)
     kwargs = {} if mask.all() else dict(attention_mask=mask.long(), position_ids=position_ids(mask))
     with capture_heads(model) as seen:
-        model(input_ids, **kwargs)
+        states = model(input_ids, output_hidden_states=True, **kwargs).hidden_states
     assert [L for L, _ in seen] == list(range(layout.n_layers)), "one capture per block expected"
     values = torch.stack([heads for _, heads in seen], dim=2)
     values[~mask] = float("nan")
-    return values
+    return tuple(h.float().masked_fill(~mask[..., None], float("nan")) for h in states), values
 
 
 def _tokens(token, batch: int) -> list[int]:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import prompt_set, scales
-from experiments.plan import load_plan
-from experiments.population import HALVES
-from experiments.question import Question, locate_question
-from experiments.shards import LADDER_SHARDS, Shards, scale_part_name
+from experiments import scales
+from experiments.run import study_shards
+from experiments.shards import LADDER_SHARDS, scale_part_name
 from models.loading import load, resolve
 from tests.engine.test_ladder import assert_ladder_exact, logit_scale, readouts
 from tests.helpers.tiny_models import tiny_gpt2_checkpoint
@@ -23,9 +21,6 @@ from tests.helpers.tiny_models import tiny_gpt2_checkpoint
 def tiny_run(tmp_path_factory):
     folder = tiny_gpt2_checkpoint(tmp_path_factory.mktemp("ladder-shards") / "tiny-random-gpt2")
     model, tokenizer = load(resolve(folder), "cpu", "float32")
-    question, path = Question(), HALVES["exploration"]
-    sentences, templates = prompt_set.read_prompt_set(path)
-    located = prompt_set.locate_prompts(tokenizer, sentences, question, None, path)
     computed = []
     store: dict = {}
 
@@ -35,9 +30,7 @@ def tiny_run(tmp_path_factory):
             store[name] = compute()
         return store[name]
 
-    shards = Shards(lambda: model, prompt=locate_question(tokenizer, question, None), prompts=located,
-                    ablation="zero", engine="fast", plan=load_plan(), get=once, templates=templates)
-    return model, shards, computed
+    return model, study_shards(model, tokenizer, get=once), computed
 
 
 def test_each_ladder_shard_measures_its_kinds_once_and_each_equals_the_kind_alone(tiny_run):
