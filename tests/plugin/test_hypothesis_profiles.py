@@ -53,3 +53,45 @@ def test_this_process_runs_under_the_chosen_profile(_):
     from tests.helpers.hypothesis_profiles import chosen
 
     assert settings.get_current_profile_name() == chosen()
+
+
+PROBE = """
+import sys
+def pytest_unconfigure(config):
+    print("hypothesis imported:", "hypothesis" in sys.modules)
+"""
+
+
+def _imported_hypothesis(tmp_path, test_source: str) -> tuple[bool, str]:
+    """(whether a pytest run of one test file outside tests/, with the profiles plugin, ended
+    with Hypothesis imported, its output)."""
+    (tmp_path / "probe_plugin.py").write_text(PROBE)
+    (tmp_path / "test_outside.py").write_text(test_source)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "--noconftest", "-p", "no:xdist", "-p", "no:randomly",
+                           "-p", "tests.helpers.hypothesis_profiles", "-p", "probe_plugin", "-s", "-q",
+                           "--rootdir", str(tmp_path), str(tmp_path / "test_outside.py")],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return "hypothesis imported: True" in done.stdout, done.stdout
+
+
+def test_a_run_without_hypothesis_tests_never_imports_it(tmp_path):
+    """`./run study` collects claims/ only: neither the profiles nor Hypothesis's own plugin (its
+    terminal summary) may import Hypothesis there, about a second in every process."""
+    imported, out = _imported_hypothesis(tmp_path, "def test_plain():\n    assert True\n")
+    assert not imported, out
+    imported, out = _imported_hypothesis(tmp_path, "from hypothesis import given, strategies as st\n"
+                                                   "@given(st.integers())\ndef test_drawn(x):\n    assert x == x\n")
+    assert imported, out
+
+
+def test_the_profiles_load_when_a_test_module_asks_for_examples():
+    script = ("import sys, tests.helpers.hypothesis_profiles as p\n"
+              "assert 'hypothesis' not in sys.modules\n"
+              "print(p.examples(3))\n"
+              "from hypothesis import settings; print(settings.get_current_profile_name())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "HYPOTHESIS_PROFILE")}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**env, "CI": "true"}, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["6", "ci"]
