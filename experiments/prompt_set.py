@@ -25,7 +25,7 @@ from experiments.tokens import WordNotFound
 
 ABLATIONS = ("zero", "mean", "resample")
 MIN_PROMPTS = 10          # the scales need a test part and a selection part (analysis plan)
-CHUNK_SIZE = 4            # prompts per shard: small enough to spread, large enough to amortise
+CHUNK_SIZE = 8            # prompts per shard: small enough to spread, large enough to amortise (README, "Shards")
 
 
 class PromptSetError(ValueError):
