@@ -13,6 +13,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.path import Path  # noqa: E402
 
 CAPTIONS = {
     "baseline.png": "Clean model, per block: cosine of each pair at the block's output (the last point after the "
@@ -53,7 +54,12 @@ def png(fig) -> bytes:
 
 COLOR = {"beyond SESOI": "tab:red", "not shown negligible": "tab:orange", "within SESOI": "tab:green",
          "undecided": "tab:gray"}
-MARK = {"beyond SESOI": "*", "not shown negligible": "·", "within SESOI": "=", "undecided": "?"}
+# Each category's mark in the head grids (* beyond, = within, · not shown negligible, ? undecided,
+# as the captions say), (marker, size, line width): one scatter collection per category instead
+# of a text per head (720 texts took 0.7 s of a GPT-2 Large-shaped report; a run's end is serial).
+EQUALS = Path([(-1, 0.4), (1, 0.4), (-1, -0.4), (1, -0.4)], [Path.MOVETO, Path.LINETO, Path.MOVETO, Path.LINETO])
+MARKER = {"beyond SESOI": ("$*$", 36, 0), "not shown negligible": (".", 12, 0), "within SESOI": (EQUALS, 30, 1.0),
+          "undecided": ("$?$", 60, 0)}
 
 
 def baseline(setup, rows) -> bytes:
@@ -100,8 +106,11 @@ def head_grid(units, n_layers: int, n_heads: int, sesoi: float, title: str, unit
     lim = max(np.abs(grid).max(), sesoi)
     fig, ax = plt.subplots(figsize=(2 + 0.45 * n_heads, 1 + 0.28 * n_layers))
     im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-    for u in units:
-        ax.text(u.head, u.layer, MARK[u.category], ha="center", va="center", fontsize=7)
+    for category, (marker, size, width) in MARKER.items():
+        picked = [u for u in units if u.category == category]
+        if picked:
+            ax.scatter([u.head for u in picked], [u.layer for u in picked], marker=marker, s=size, c="k",
+                       linewidths=width)
     ax.set(xlabel="head", ylabel="block", title=title)
     fig.colorbar(im, ax=ax, label=f"mean change ({unit})")
     fig.tight_layout()
