@@ -1,7 +1,7 @@
 """Interventions of growing scale at the silenced token, on the test part of the prompt set,
 measured with the same readouts: where does the effect appear as the intervention grows?
-Per test sentence, the kinds at the token are one shard of a run and the every-token kind
-another (experiments/shards.py); the top-k ladder is one more.
+Per test sentence, the kinds at the token are one shard of a run (with the top-k rows in
+their pass) and the every-token kind another (experiments/shards.py).
 
 Per block L (one intervention confined to block L, at the token unless said otherwise):
 
@@ -27,7 +27,7 @@ measured on the first ones; the "top" heads are chosen on the others (`select_he
 no prompt both selects and confirms.
 
 Cost: one batched forward pass per prompt for all the kinds at the token (n_layers rows per
-kind + 1 clean row: `measure_kinds`), one more for the every-token kind; every block's
+kind, the top-k rows, + 1 clean row: `measure_kinds`), one more for the every-token kind; every block's
 intervention rides in its own batch row (the hooks' `rows`). engine="fast" (default)
 runs that pass as hooks.resumed_pass does: row L only from block L on (before, it is the
 clean row), and, for the kinds at the token, only at positions token.. (before, every row
@@ -54,6 +54,8 @@ KINDS = ("top head @ token", "top head @ every token", "all heads @ token",
 SKIP_BLOCK = KINDS[-1]
 # The one kind that edits positions before the token: its rows resume at their block, at every position.
 EVERY_TOKEN = KINDS[1]
+# measure_kinds's key for the top-k rows it measured in the same pass as the kinds at the token.
+TOP_K = "top-k"
 # The row that runs every block in the fast ladder (the others start at their own): the last
 # block's, which has the most earlier blocks to leave unchanged (claims/scales.py reads them).
 WITNESS = -1
@@ -129,6 +131,15 @@ class TopKMeasurement:
     logprob: torch.Tensor
     kl: torch.Tensor
 
+    @staticmethod
+    def joined(parts: list["TopKMeasurement"]) -> "TopKMeasurement":
+        """One measurement of the parts' sentences, in order (each from its own batched pass)."""
+        first = parts[0]
+        if any(p.ks != first.ks or p.sites != first.sites for p in parts):
+            raise ValueError("joining top-k measurements of different ks or heads")
+        return TopKMeasurement(first.ks, first.sites, *(torch.cat([getattr(p, name) for p in parts], -1)
+                                                        for name in ("cos", "logprob", "kl")))
+
 
 @torch.no_grad()
 def deltas(model, prompt: Prompt, states) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -170,12 +181,18 @@ def _passes(kinds) -> list[list[str]]:
 
 
 @torch.no_grad()
-def measure_kinds(model, prompts: list[Prompt], kinds, selection: Selection,
-                  engine: str = "fast") -> dict[str, ScaleMeasurement]:
+def measure_kinds(model, prompts: list[Prompt], kinds, selection: Selection, engine: str = "fast",
+                  ks=()) -> dict:
     """Several kinds on every test prompt, {kind: ScaleMeasurement}: per prompt ONE batched
     pass for all the kinds at the token (`_passes`; kind i's block-L intervention in row
     i * n_layers + L), so they share its clean pass and each block runs once on all their
-    rows; the same numbers as measure_kind of each kind, to the engine's bound."""
+    rows; the same numbers as measure_kind of each kind, to the engine's bound.
+
+    ks: the top-k heads of `selection.ranked` silenced together, for each k (`top_k_rows`), in
+    that same pass (after the kinds' rows, each resumed from the first block it silences), under
+    the key TOP_K: a TopKMeasurement. A pass of its own costs a prompt's weights read twice more
+    (a clean pass and the resumed one) for a few rows: on SmolLM2 the top-k shard was the run's
+    largest, 2.4 s for 8 sentences, nearly all of it reading weights."""
     kinds = list(kinds)
     bad = [k for k in kinds if k not in KINDS]
     if bad or len(set(kinds)) != len(kinds):
@@ -184,44 +201,61 @@ def measure_kinds(model, prompts: list[Prompt], kinds, selection: Selection,
     nL, nH = layout.n_layers, layout.n_heads
     if any(p.tested.j == 0 for p in prompts):
         raise ValueError("the tested pair's second word is the first token: there is no log-prob to read")
+    ks, sites, k_starts = top_k_rows(selection, ks) if ks else ((), [], [])
     # Block L's intervention changes nothing before block L, and (but for EVERY_TOKEN) nothing
     # before the token; each kind's WITNESS row starts at block 0 all the same.
     starts = list(range(nL))
     starts[WITNESS] = 0
+    passes = _passes(kinds)
+    if ks and all(group == [EVERY_TOKEN] for group in passes):
+        passes.insert(0, [])                      # the top-k rows alone, at the token
     per = {k: [] for k in kinds}
+    top = []
     for p in prompts:
-        for group in _passes(kinds):
-            def install(stack, r, row, offset, p=p, group=group):
+        for group in passes:
+            at_token = group != [EVERY_TOKEN]
+            kind_rows = nL * len(group)
+
+            def install(stack, r, row, offset, p=p, group=group, kind_rows=kind_rows):
+                if r >= kind_rows:
+                    for L, h in sites[:ks[r - kind_rows]]:
+                        stack.enter_context(ablate(model, L, h, p.token - offset, rows=[row]))
+                    return
                 L = r % nL
                 _enter(stack, model, group[r // nL], L, p.token - offset, row, selection.top_heads[L], nH)
 
-            cos, lp, kl_ = _batched(model, p, starts * len(group), None if group == [EVERY_TOKEN] else p.token,
-                                    install, engine)
+            rows = starts * len(group) + (k_starts if at_token else [])
+            cos, lp, kl_ = _batched(model, p, rows, p.token if at_token else None, install, engine)
             for i, k in enumerate(group):
-                rows = slice(i * nL, (i + 1) * nL)
-                per[k].append((cos[rows], lp[rows], kl_[rows]))
+                part = slice(i * nL, (i + 1) * nL)
+                per[k].append((cos[part], lp[part], kl_[part]))
+            if ks and at_token:
+                top.append((cos[kind_rows:, -1], lp[kind_rows:], kl_[kind_rows:]))
     out = {}
     for k in kinds:
         ripple = torch.stack([c for c, _, _ in per[k]], -1)                          # [nL, n_blocks, P]
         out[k] = ScaleMeasurement(k, list(selection.top_heads), torch.stack([ripple[L, L] for L in range(nL)]),
                                   ripple, torch.stack([lp for _, lp, _ in per[k]], -1),
                                   torch.stack([x for _, _, x in per[k]], -1))
+    if ks:
+        out[TOP_K] = TopKMeasurement(ks, sites, *(torch.stack([t[i] for t in top], -1) for i in range(3)))
     return out
+
+
+def top_k_rows(selection: Selection, ks) -> tuple[tuple, list, list]:
+    """(the ks there are heads for, the sites [(layer, head), ...] of the largest, each k's first
+    silenced block): row r silences the first ks[r] heads of `selection.ranked`."""
+    ks = tuple(k for k in ks if k <= len(selection.ranked))
+    sites = selection.ranked[:max(ks, default=0)]
+    return ks, sites, [min(L for L, _ in sites[:k]) for k in ks]
 
 
 @torch.no_grad()
 def measure_top_k(model, prompts: list[Prompt], ks, selection: Selection, engine: str = "fast") -> TopKMeasurement:
     """The top-k heads of `selection.ranked` silenced together at the token, for each k: per
     prompt one batched pass, row r silencing the first ks[r] heads (engine "fast": each row
-    resumed from the first block it silences, at positions token.. only; "naive": the plain pass)."""
-    ks = tuple(k for k in ks if k <= len(selection.ranked))
-    sites = selection.ranked[:max(ks, default=0)]
-    starts = [min(L for L, _ in sites[:k]) for k in ks]
-    out = []
-    for p in prompts:
-        def rows(stack, r, row, offset, p=p):
-            for L, h in sites[:ks[r]]:
-                stack.enter_context(ablate(model, L, h, p.token - offset, rows=[row]))
-        out.append(_batched(model, p, starts, p.token, rows, engine))
-    return TopKMeasurement(ks, sites, torch.stack([c[:, -1] for c, _, _ in out], -1),
-                           torch.stack([lp for _, lp, _ in out], -1), torch.stack([k for _, _, k in out], -1))
+    resumed from the first block it silences, at positions token.. only; "naive": the plain
+    pass). A run measures them in the ladder's pass of the kinds at the token (measure_kinds)."""
+    if not top_k_rows(selection, ks)[0]:
+        return TopKMeasurement((), [], *(torch.zeros(0, len(prompts)) for _ in range(3)))
+    return measure_kinds(model, prompts, [], selection, engine, ks)[TOP_K]

@@ -7,7 +7,8 @@
     units.scale_part(kind, i)      ScaleMeasurement: one intervention of the scale ladder, test sentence i
                                    (its shard measures the kinds of its LADDER_SHARDS group at once)
     units.scale(kind)              the same on every test sentence (joined from the parts)
-    units.top_k()                  TopKMeasurement: the top-k heads silenced together
+    units.top_k()                  TopKMeasurement: the top-k heads silenced together (measured in the
+                                   ladder's shards of the kinds at the token, one per test sentence)
     units.ioi_chunk(indices)       IOIChunk: every head patched from the donor, some IOI pairs
     units.compute(name, function)  a claim file's own shard: function(model)
 
@@ -36,6 +37,11 @@ from experiments.study import measure_study
 # every-token kind alone (it edits every column, so it cannot share the others' window).
 LADDER_SHARDS = (tuple(k for k in scales.KINDS if k not in (scales.SKIP_BLOCK, scales.EVERY_TOKEN)),
                  (scales.SKIP_BLOCK,), (scales.EVERY_TOKEN,))
+
+
+# The kind whose shard also measures the top-k rows (scales.measure_kinds's ks): the first kind
+# at the token, measured on the same test sentences as top-k.
+TOP_K_WITH = scales.KINDS[0]
 
 
 def ladder_shard(kind: str) -> tuple[str, ...]:
@@ -121,20 +127,31 @@ class Shards:
         kinds of its LADDER_SHARDS group on that sentence (n_layers rows per kind in one batched
         pass, resumed per row unless the run's engine is "naive"): the ladder, the heaviest work
         of a run, spreads over workers by sentence."""
+        return self._ladder_shard(kind, index)[kind]
+
+    def _ladder_shard(self, kind: str, index: int) -> dict:
+        """The shard of `kind`'s LADDER_SHARDS group on its test sentence `index`: {kind:
+        ScaleMeasurement}; the shard of the kinds at the token also measures the top-k rows of
+        that sentence in its pass (scales.TOP_K: top-k is measured on the same sentences)."""
         kinds = [k for k in ladder_shard(kind) if index < len(self.ladder_indices(k))]
         sentence = self.ladder_indices(kind)[index]
         if any(self.ladder_indices(k)[index] != sentence for k in kinds):
             raise AssertionError(f"ladder kinds {kinds} disagree on their test sentence {index}")
+        ks = self.plan.top_k if TOP_K_WITH in kinds else ()
         return self._get(scale_part_name(kind, index), lambda: scales.measure_kinds(
-            self.model, [self.prompts[sentence]], kinds, self.selection(), self.engine))[kind]
+            self.model, [self.prompts[sentence]], kinds, self.selection(), self.engine, ks))
 
     def scale(self, kind: str) -> scales.ScaleMeasurement:
         """One kind of the ladder on every one of its test sentences, joined from its parts."""
         return scales.ScaleMeasurement.joined([self.scale_part(kind, i) for i in range(len(self.ladder_indices(kind)))])
 
     def top_k(self) -> scales.TopKMeasurement:
-        return self._get("top-k", lambda: scales.measure_top_k(self.model, self.test_prompts(), self.plan.top_k,
-                                                              self.selection(), self.engine))
+        """The top-k heads silenced together on every test sentence, from the ladder's shards of
+        the kinds at the token (measured in their pass, on the same sentences)."""
+        parts = [self._ladder_shard(TOP_K_WITH, i).get(scales.TOP_K) for i in range(len(self.test_prompts()))]
+        if not parts or None in parts:                # no k of the plan has that many heads: no row
+            return scales.TopKMeasurement((), [], *(torch.zeros(0, len(parts)) for _ in range(3)))
+        return scales.TopKMeasurement.joined(parts)
 
     def ioi_chunks(self) -> list[tuple[int, ...]]:
         return prompt_set.chunks(len(self.ioi_pairs), ioi.IOI_CHUNK)

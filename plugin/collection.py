@@ -21,15 +21,15 @@ from experiments import prompt_set
 from plugin.ids import test_of
 from plugin.setup import SetupError, resolve_in_background, setup_of
 
-# Shards in the order xdist starts them: first those other shards need (the scale ladder and
-# top-k choose their heads from prompt chunks), then the study sentence (it needs none: a
+# Shards in the order xdist starts them: first those other shards need (the scale ladder, whose
+# shards of the kinds at the token also measure top-k, chooses its heads on prompt chunks), then the study sentence (it needs none: a
 # worker done with its chunks works there while the other finishes its last), then the long
 # ones, the longest first, then many short ones that even out the workers' last seconds;
-# tests that read several shards (each ladder kind on every test sentence, "ladder-"; "late")
+# tests that read several shards (each ladder kind, and top-k, on every test sentence, "ladder-"; "late")
 # and the golden gate, which reads them all, last. Matched by name prefix; anything else
 # comes after. The plugin turns off xdist's own reordering (by the number of items in a
 # group: it once started the ladder, 5 items a sentence, before the chunks it waits for, 4).
-SCHEDULE = ("head-means", "prompts-", "study", "top-k", "scales-", "ioi-", "ladder-", "late", "golden")
+SCHEDULE = ("head-means", "prompts-", "study", "scales-", "ioi-", "ladder-", "late", "golden")
 PLACEHOLDER = "setup-failed"
 GROUPS = pytest.StashKey[set]()     # the shard groups of the study items collected in this run
 COLLECTED = pytest.StashKey[set]()  # the tests (ids without parameters) whose items this run collected

@@ -254,6 +254,41 @@ def test_fast_top_k_equals_the_plain_pass_and_the_reference(case, monkeypatch):
     assert calls == want_calls
 
 
+@pytest.mark.parametrize("case", ["gpt2", "llama", "gemma3_text"])
+def test_top_k_rows_in_the_kinds_pass_equal_top_k_alone(case, monkeypatch):
+    """A run measures top-k in the ladder's pass of the kinds at the token (measure_kinds with
+    ks, the rows after the kinds'): the numbers of top-k's own pass, fast and naive, the kinds'
+    numbers unchanged, and on the fast path each block runs once per prompt for all of them."""
+    from hooks.blocks import Resumer
+
+    model = tiny(case, n_layer=3)
+    layout = layout_of(model)
+    ranked = [(2, 1), (1, 0), (2, 3), (0, 2), (1, 3)]
+    selection = scales.Selection([(L + 1) % layout.n_heads for L in range(layout.n_layers)], ranked)
+    prompts = [synthetic_prompt(ids_of(9, 5), t, [pair]) for t, pair in LAYOUTS]
+    ks = (1, 2, 4, 5, 99)                                          # 99: more heads than ranked, left out
+    kinds = [k for k in scales.KINDS if k not in (scales.SKIP_BLOCK, scales.EVERY_TOKEN)]
+    logits = logit_scale(model, prompts)
+    top = lambda m: {"ripple": m.cos, "logprob": m.logprob, "kl": m.kl}          # noqa: E731
+    calls, block = [], Resumer.block
+    monkeypatch.setattr(Resumer, "block", lambda self, k, x: calls.append(k) or block(self, k, x))
+    for engine in ("fast", "naive"):
+        calls.clear()
+        together = scales.measure_kinds(model, prompts, kinds, selection, engine, ks)
+        if engine == "fast":
+            assert calls == list(range(layout.n_layers)) * len(prompts), "a second pass for the top-k rows"
+        alone = scales.measure_top_k(model, prompts, ks, selection, engine)
+        got = together[scales.TOP_K]
+        assert (got.ks, got.sites, alone.ks) == ((1, 2, 4, 5), ranked, (1, 2, 4, 5))
+        assert_ladder_exact(top(got), top(alone), logits, f"{case} {engine}: top-k with the kinds vs alone")
+        without = scales.measure_kinds(model, prompts, kinds, selection, engine)
+        for kind in kinds:
+            assert_ladder_exact(readouts(together[kind]), readouts(without[kind]), logits,
+                                f"{case} {engine}: {kind} with top-k vs without")
+    every = scales.measure_kinds(model, prompts, [scales.EVERY_TOKEN], selection, "fast", ks)
+    assert_ladder_exact(top(every[scales.TOP_K]), top(alone), logits, f"{case}: top-k beside the every-token kind")
+
+
 @st.composite
 def rows_of_edits(draw):
     """A tiny model, a prompt, a first edited position (or None: every position may change),

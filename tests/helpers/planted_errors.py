@@ -6,7 +6,8 @@
                  after its rows were recorded (the run stays complete, its report is written)
     claim        the claims across shards that judge the study sentence's blocks raise (their
                  shared helper, claims/study_sentence.blocks)
-    shard top-k  the top-k shard raises while it is computed (on whichever worker computes it)
+    shard top-k  the top-k rows raise while they are computed (in the ladder's shards of the kinds at
+                 the token, on whichever worker computes them)
 
 Each is a bug of the tool, not a finding: the claim it touches must end in "error", never
 "refuted". Without STUDY_ERROR the plugin does nothing.
@@ -40,7 +41,7 @@ def pytest_configure(config):
         claims.blocks = _raise
     if kind == "shard" and target == "top-k":
         from experiments import scales
-        scales.measure_top_k = _raise
+        scales.top_k_rows = _raise
 
 
 @pytest.hookimpl(wrapper=True)
