@@ -69,7 +69,7 @@ def test_control_skipping_a_block_at_the_token_is_an_effect_at_most_blocks(shard
     decide(conclude, judgments.positive_control(rows, study_setup.plan), study_setup.plan.fail_on)
 
 
-@pytest.mark.xdist_group("ladder-top-k")      # reads the shards of the kinds at the token, which measure top-k
+@pytest.mark.xdist_group("ladder-top-k")      # reads the ladder's shards that measure top-k (experiments/shards.py)
 @claim(unit="k heads, test sentence", rule=ITEMS_COMBINED, plan=("top_k", "manipulation_factor"))
 def test_top_k_heads_silenced_together_move_the_last_block(shards, study_setup, record, conclude):
     """Multi-point interventions: the top-k heads (chosen on the selection sentences) silenced

@@ -1,7 +1,7 @@
 """Interventions of growing scale at the silenced token, on the test part of the prompt set,
 measured with the same readouts: where does the effect appear as the intervention grows?
-Per test sentence, the kinds at the token are one shard of a run (with the top-k rows in
-their pass) and the every-token kind another (experiments/shards.py).
+Per test sentence, the kinds at the token are one shard of a run, the positive control's kind
+another (with the top-k rows in its pass) and the every-token kind a third (experiments/shards.py).
 
 Per block L (one intervention confined to block L, at the token unless said otherwise):
 

@@ -8,7 +8,7 @@
                                    (its shard measures the kinds of its LADDER_SHARDS group at once)
     units.scale(kind)              the same on every test sentence (joined from the parts)
     units.top_k()                  TopKMeasurement: the top-k heads silenced together (measured in the
-                                   ladder's shards of the kinds at the token, one per test sentence)
+                                   ladder's shards of the positive control's kind, one per test sentence)
     units.ioi_chunk(indices)       IOIChunk: every head patched from the donor, some IOI pairs
     units.compute(name, function)  a claim file's own shard: function(model)
 
@@ -39,9 +39,10 @@ LADDER_SHARDS = (tuple(k for k in scales.KINDS if k not in (scales.SKIP_BLOCK, s
                  (scales.SKIP_BLOCK,), (scales.EVERY_TOKEN,))
 
 
-# The kind whose shard also measures the top-k rows (scales.measure_kinds's ks): the first kind
-# at the token, measured on the same test sentences as top-k.
-TOP_K_WITH = scales.KINDS[0]
+# The kind whose shards also measure the top-k rows (scales.measure_kinds's ks) on the test
+# sentences: the positive control's, whose sentences (one per template) begin with top-k's and
+# whose shards are the ladder's smallest (its kind alone), so the largest shard does not grow.
+TOP_K_WITH = scales.SKIP_BLOCK
 
 
 def ladder_shard(kind: str) -> tuple[str, ...]:
@@ -131,13 +132,16 @@ class Shards:
 
     def _ladder_shard(self, kind: str, index: int) -> dict:
         """The shard of `kind`'s LADDER_SHARDS group on its test sentence `index`: {kind:
-        ScaleMeasurement}; the shard of the kinds at the token also measures the top-k rows of
-        that sentence in its pass (scales.TOP_K: top-k is measured on the same sentences)."""
+        ScaleMeasurement}; TOP_K_WITH's shard on a sentence top-k is measured on also measures
+        the top-k rows there, in its pass (scales.TOP_K)."""
         kinds = [k for k in ladder_shard(kind) if index < len(self.ladder_indices(k))]
         sentence = self.ladder_indices(kind)[index]
         if any(self.ladder_indices(k)[index] != sentence for k in kinds):
             raise AssertionError(f"ladder kinds {kinds} disagree on their test sentence {index}")
-        ks = self.plan.top_k if TOP_K_WITH in kinds else ()
+        top_k = TOP_K_WITH in kinds and index < len(self.ladder_indices(scales.KINDS[0]))
+        if top_k and self.ladder_indices(scales.KINDS[0])[index] != sentence:
+            raise AssertionError(f"top-k's test sentence {index} is not {TOP_K_WITH}'s")
+        ks = self.plan.top_k if top_k else ()
         return self._get(scale_part_name(kind, index), lambda: scales.measure_kinds(
             self.model, [self.prompts[sentence]], kinds, self.selection(), self.engine, ks))
 
@@ -147,7 +151,7 @@ class Shards:
 
     def top_k(self) -> scales.TopKMeasurement:
         """The top-k heads silenced together on every test sentence, from the ladder's shards of
-        the kinds at the token (measured in their pass, on the same sentences)."""
+        TOP_K_WITH on those sentences (measured in their pass)."""
         parts = [self._ladder_shard(TOP_K_WITH, i).get(scales.TOP_K) for i in range(len(self.test_prompts()))]
         if not parts or None in parts:                # no k of the plan has that many heads: no row
             return scales.TopKMeasurement((), [], *(torch.zeros(0, len(parts)) for _ in range(3)))

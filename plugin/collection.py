@@ -22,7 +22,7 @@ from plugin.ids import test_of
 from plugin.setup import SetupError, resolve_in_background, setup_of
 
 # Shards in the order xdist starts them: first those other shards need (the scale ladder, whose
-# shards of the kinds at the token also measure top-k, chooses its heads on prompt chunks), then the study sentence (it needs none: a
+# shards also measure top-k, chooses its heads on prompt chunks), then the study sentence (it needs none: a
 # worker done with its chunks works there while the other finishes its last), then the long
 # ones, the longest first, then many short ones that even out the workers' last seconds;
 # tests that read several shards (each ladder kind, and top-k, on every test sentence, "ladder-"; "late")

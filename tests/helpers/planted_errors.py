@@ -6,8 +6,8 @@
                  after its rows were recorded (the run stays complete, its report is written)
     claim        the claims across shards that judge the study sentence's blocks raise (their
                  shared helper, claims/study_sentence.blocks)
-    shard top-k  the top-k rows raise while they are computed (in the ladder's shards of the kinds at
-                 the token, on whichever worker computes them)
+    shard top-k  the top-k rows raise while they are computed (in the ladder's shards that measure
+                 them, on whichever worker computes them)
 
 Each is a bug of the tool, not a finding: the claim it touches must end in "error", never
 "refuted". Without STUDY_ERROR the plugin does nothing.

@@ -73,7 +73,7 @@ def test_each_shard_is_computed_once_and_claims_across_shards_are_items(three_sp
     shards = summary(folder)["shards"]
     assert shards and set(shards.values()) == {1}, f"shards computed more than once: {shards}"
     assert "study" in shards and any(s.startswith("prompts-") for s in shards)
-    assert "scales-at-token-P00" in shards and "top-k" not in shards         # top-k rides in the ladder's pass
+    assert "scales-update-x0-at-token-P00" in shards and "top-k" not in shards     # top-k rides in the ladder's pass
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")
              if c.get("classname") == "claims.study_sentence"}
     assert "test_zero_blocks_significant_after_bonferroni" in cases, sorted(cases)

@@ -4,7 +4,7 @@ that kind measured alone on that sentence by the plain pass (to the ladder's bou
 tiny random GPT-2 with the shipped prompt set. The shards and their names are what a run's
 scheduling and shards.csv show: the four kinds at the token but the positive control's on
 each of the 8 test sentences, the positive control's kind on each template's sentence, the
-every-token kind on the 8; top-k rides in the pass of the kinds at the token."""
+every-token kind on the 8; top-k rides in the positive control's pass on its 8."""
 from __future__ import annotations
 
 import pytest
@@ -55,8 +55,8 @@ def test_each_ladder_shard_measures_its_kinds_once_and_each_equals_the_kind_alon
 
 
 def test_top_k_comes_from_the_shards_of_the_kinds_at_the_token(tiny_run):
-    """Top-k is measured on the kinds' test sentences in their shards' pass: no shard of its own,
-    and the same numbers as its own pass (the plain one)."""
+    """Top-k is measured on its test sentences in the pass of the positive control's shards there
+    (the same sentences): no shard of its own, and the same numbers as its own pass (the plain one)."""
     model, shards, computed = tiny_run
     got = shards.top_k()
     alone = scales.measure_top_k(model, shards.test_prompts(), shards.plan.top_k, shards.selection(), engine="naive")
