@@ -132,6 +132,11 @@ class TopKMeasurement:
     kl: torch.Tensor
 
     @staticmethod
+    def empty(n_prompts: int) -> "TopKMeasurement":
+        """No row: no k of the plan has that many heads (a model smaller than the plan's ks)."""
+        return TopKMeasurement((), [], *(torch.zeros(0, n_prompts) for _ in range(3)))
+
+    @staticmethod
     def joined(parts: list["TopKMeasurement"]) -> "TopKMeasurement":
         """One measurement of the parts' sentences, in order (each from its own batched pass)."""
         first = parts[0]
@@ -182,14 +187,14 @@ def _passes(kinds) -> list[list[str]]:
 
 @torch.no_grad()
 def measure_kinds(model, prompts: list[Prompt], kinds, selection: Selection, engine: str = "fast",
-                  ks=()) -> dict:
+                  ks=None) -> dict:
     """Several kinds on every test prompt, {kind: ScaleMeasurement}: per prompt ONE batched
     pass for all the kinds at the token (`_passes`; kind i's block-L intervention in row
     i * n_layers + L), so they share its clean pass and each block runs once on all their
     rows; the same numbers as measure_kind of each kind, to the engine's bound.
 
-    ks: the top-k heads of `selection.ranked` silenced together, for each k (`top_k_rows`), in
-    that same pass (after the kinds' rows, each resumed from the first block it silences), under
+    ks (unless None): the top-k heads of `selection.ranked` silenced together, for each k
+    (`top_k_rows`), in that same pass (after the kinds' rows, each resumed from the first block it silences), under
     the key TOP_K: a TopKMeasurement. A pass of its own costs a prompt's weights read twice more
     (a clean pass and the resumed one) for a few rows: on SmolLM2 the top-k shard was the run's
     largest, 2.4 s for 8 sentences, nearly all of it reading weights."""
@@ -201,7 +206,8 @@ def measure_kinds(model, prompts: list[Prompt], kinds, selection: Selection, eng
     nL, nH = layout.n_layers, layout.n_heads
     if any(p.tested.j == 0 for p in prompts):
         raise ValueError("the tested pair's second word is the first token: there is no log-prob to read")
-    ks, sites, k_starts = top_k_rows(selection, ks) if ks else ((), [], [])
+    top_k = ks is not None
+    ks, sites, k_starts = top_k_rows(selection, ks) if top_k else ((), [], [])
     # Block L's intervention changes nothing before block L, and (but for EVERY_TOKEN) nothing
     # before the token; each kind's WITNESS row starts at block 0 all the same.
     starts = list(range(nL))
@@ -237,8 +243,9 @@ def measure_kinds(model, prompts: list[Prompt], kinds, selection: Selection, eng
         out[k] = ScaleMeasurement(k, list(selection.top_heads), torch.stack([ripple[L, L] for L in range(nL)]),
                                   ripple, torch.stack([lp for _, lp, _ in per[k]], -1),
                                   torch.stack([x for _, _, x in per[k]], -1))
-    if ks:
-        out[TOP_K] = TopKMeasurement(ks, sites, *(torch.stack([t[i] for t in top], -1) for i in range(3)))
+    if top_k:
+        out[TOP_K] = TopKMeasurement(ks, sites, *(torch.stack([t[i] for t in top], -1) for i in range(3))) if ks \
+            else TopKMeasurement.empty(len(prompts))
     return out
 
 
@@ -256,6 +263,4 @@ def measure_top_k(model, prompts: list[Prompt], ks, selection: Selection, engine
     prompt one batched pass, row r silencing the first ks[r] heads (engine "fast": each row
     resumed from the first block it silences, at positions token.. only; "naive": the plain
     pass). A run measures them in the ladder's pass of the kinds at the token (measure_kinds)."""
-    if not top_k_rows(selection, ks)[0]:
-        return TopKMeasurement((), [], *(torch.zeros(0, len(prompts)) for _ in range(3)))
     return measure_kinds(model, prompts, [], selection, engine, ks)[TOP_K]

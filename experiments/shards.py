@@ -141,7 +141,7 @@ class Shards:
         top_k = TOP_K_WITH in kinds and index < len(self.ladder_indices(scales.KINDS[0]))
         if top_k and self.ladder_indices(scales.KINDS[0])[index] != sentence:
             raise AssertionError(f"top-k's test sentence {index} is not {TOP_K_WITH}'s")
-        ks = self.plan.top_k if top_k else ()
+        ks = self.plan.top_k if top_k else None
         return self._get(scale_part_name(kind, index), lambda: scales.measure_kinds(
             self.model, [self.prompts[sentence]], kinds, self.selection(), self.engine, ks))
 
@@ -152,10 +152,8 @@ class Shards:
     def top_k(self) -> scales.TopKMeasurement:
         """The top-k heads silenced together on every test sentence, from the ladder's shards of
         TOP_K_WITH on those sentences (measured in their pass)."""
-        parts = [self._ladder_shard(TOP_K_WITH, i).get(scales.TOP_K) for i in range(len(self.test_prompts()))]
-        if not parts or None in parts:                # no k of the plan has that many heads: no row
-            return scales.TopKMeasurement((), [], *(torch.zeros(0, len(parts)) for _ in range(3)))
-        return scales.TopKMeasurement.joined(parts)
+        parts = [self._ladder_shard(TOP_K_WITH, i)[scales.TOP_K] for i in range(len(self.test_prompts()))]
+        return scales.TopKMeasurement.joined(parts) if parts else scales.TopKMeasurement.empty(0)
 
     def ioi_chunks(self) -> list[tuple[int, ...]]:
         return prompt_set.chunks(len(self.ioi_pairs), ioi.IOI_CHUNK)

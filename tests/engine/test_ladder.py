@@ -287,6 +287,8 @@ def test_top_k_rows_in_the_kinds_pass_equal_top_k_alone(case, monkeypatch):
                                 f"{case} {engine}: {kind} with top-k vs without")
     every = scales.measure_kinds(model, prompts, [scales.EVERY_TOKEN], selection, "fast", ks)
     assert_ladder_exact(top(every[scales.TOP_K]), top(alone), logits, f"{case}: top-k beside the every-token kind")
+    none = scales.measure_kinds(model, prompts, kinds, selection, "fast", (99,))[scales.TOP_K]
+    assert none.ks == () and none.cos.shape == (0, len(prompts)) and scales.TOP_K not in without
 
 
 @st.composite
