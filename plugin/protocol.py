@@ -23,8 +23,10 @@ A claim is a pytest test function with one declaration:
 - a claim file may set REPORT_ORDER (a number) to say where the report lists its claims;
 - `reads` and `after`, for a claim across shards: the kind of rows it reads and the test whose
   items record them, in the same file. Such a claim is evaluated once, on the controller,
-  after that test's items ran (plugin/reduce.py: under xdist the controller imports the
-  files whose items its workers collected); it takes one argument, the run's rows (`Rows`).
+  as soon as that test's items ran (plugin/reduce.py: under xdist the controller imports the
+  files whose items its workers collected); it takes one argument, the run (`ClaimRun`: its
+  rows, `measured`, `study_setup`, what it hands to the report), and reads only the rows of
+  `reads`, which are complete once `after`'s items ran.
 
 How a claim ends is decided in one place: a judgment (experiments/judgments.py, or the
 claim file's own code) applies a rule of metrics/outcomes.py and returns a Verdict, which
@@ -88,7 +90,7 @@ class ClaimFailed(AssertionError):
 
 
 def decide(conclude, verdict, fail_on) -> None:
-    """Report a claim's verdict (`conclude`: the fixture of an item, or the Rows a claim across
+    """Report a claim's verdict (`conclude`: the fixture of an item, or the ClaimRun a claim across
     shards takes) and fail the test where the plan says its outcome fails the run."""
     __tracebackhide__ = True               # pytest shows the claim's line, not this one
     say = getattr(conclude, "conclude", conclude)

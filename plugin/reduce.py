@@ -2,11 +2,18 @@
 
 Map: test items on any worker measure their shard and ship rows (`record`, as
 user_properties) with their reports. Reduce: this plugin, in the controller (or the single
-process of `-n 0`), gathers every row, and after the last item ran evaluates the claims
-declared across shards (plugin/protocol.py, `@claim(..., reads=, after=)`) in the claim files
-the run collected: each becomes a named test report, like any other item: it shows in the
-terminal and in --junitxml, and a failed one makes the exit status non-zero. A claim whose
-shards were not all measured (e.g. `-k L03`) is skipped, saying what is missing.
+process of `-n 0`), gathers every row and evaluates the claims declared across shards
+(plugin/protocol.py, `@claim(..., reads=, after=)`) in the claim files the run collected:
+each becomes a named test report, like any other item: it shows in the terminal and in
+--junitxml, and a failed one makes the exit status non-zero. A claim whose shards were not
+all measured (e.g. `-k L03`) is skipped, saying what is missing.
+
+A claim is evaluated as soon as every item of its `after` test ran (its `reads` rows are then
+complete), in a thread beside the items still running (`Early`): the population's claims
+while the scale ladder runs, rather than after it, where the controller is the only process
+working. The claims are taken in their order, each only after the ones before it (the
+report's tables they fill come out the same), and their reports are emitted after the test
+loop, in that order, as if evaluated there; whatever was not ready by then is evaluated then.
 
 Under xdist the controller collects nothing: it imports the files of the claim items its
 workers collected (their xdist groups say which), by path, as pytest itself would.
@@ -14,9 +21,11 @@ workers collected (their xdist groups say which), by path, as pytest itself woul
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 import traceback
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -50,15 +59,13 @@ def claims_across_shards(config) -> list:
 
 class Rows:
     """Every row the run's items shipped, by kind, plus what the claims across shards hand to
-    the report. A claim across shards takes it as its one argument."""
+    the report."""
 
     def __init__(self, config):
         self.config = config
         self.rows: dict[str, list] = defaultdict(list)
         self.outcomes: dict[str, list] = defaultdict(list)   # test function -> [(nodeid, outcome)]
         self.kept: dict[str, object] = {}                    # objects the claims computed, for the report
-        self.current = ""                                    # node id of the claim being evaluated
-        self.current_report = "study"                        # ... and the report that lists it
         self.crashed: list[str] = []                         # "worker gw1 crashed (...)": the run is partial
 
     def take(self, report) -> None:
@@ -73,20 +80,6 @@ class Rows:
                 self.rows[kind].append(row)
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             self.outcomes[test_of(report.nodeid)].append((base_nodeid(report.nodeid), report.outcome))
-
-    def hand_to_report(self, name: str, value) -> None:
-        """Hand an object a claim computed to the report (which prints it as it is)."""
-        self.kept[name] = value
-
-    def add_to_report(self, name: str, rows: list) -> None:
-        """Append rows to a list handed to the report (e.g. power rows of several families)."""
-        self.kept.setdefault(name, []).extend(rows)
-
-    def conclude(self, detail: str, outcome: str = "held", named: dict | None = None) -> None:
-        """What the running claim found: its outcome and, in words, its detail for the report's
-        claim line; `named` the units it names by role ({"beyond": [...], "not shown": [...]})."""
-        self.rows["claim"].append({"test": self.current, "item": "", "report": self.current_report,
-                                   "outcome": outcome, "detail": detail, "named": named or {}})
 
     @property
     def study_setup(self):
@@ -104,18 +97,127 @@ class Rows:
         return found
 
 
+class ClaimRun:
+    """What a claim across shards takes as its one argument: the run's rows (`rows`, `measured`,
+    `study_setup`), the objects the claims hand to the report (`kept`, `hand_to_report`,
+    `add_to_report`), and `conclude`, whose words wait here until the claim's report is emitted."""
+
+    def __init__(self, collected: Rows, nodeid: str, report: str):
+        self.collected, self.nodeid, self.report = collected, nodeid, report
+        self.said: list[dict] = []
+
+    @property
+    def config(self):
+        return self.collected.config
+
+    @property
+    def rows(self) -> dict[str, list]:
+        return self.collected.rows
+
+    @property
+    def kept(self) -> dict[str, object]:
+        return self.collected.kept
+
+    @property
+    def study_setup(self):
+        return self.collected.study_setup
+
+    def measured(self, kind: str, **how) -> dict:
+        return self.collected.measured(kind, **how)
+
+    def hand_to_report(self, name: str, value) -> None:
+        """Hand an object a claim computed to the report (which prints it as it is)."""
+        self.collected.kept[name] = value
+
+    def add_to_report(self, name: str, rows: list) -> None:
+        """Append rows to a list handed to the report (e.g. power rows of several families)."""
+        self.collected.kept.setdefault(name, []).extend(rows)
+
+    def conclude(self, detail: str, outcome: str = "held", named: dict | None = None) -> None:
+        """What the claim found: its outcome and, in words, its detail for the report's claim
+        line; `named` the units it names by role ({"beyond": [...], "not shown": [...]})."""
+        self.said.append({"test": self.nodeid, "item": "", "report": self.report, "outcome": outcome,
+                          "detail": detail, "named": named or {}})
+
+
+@dataclass
+class Evaluated:
+    """A claim across shards, evaluated: what its report and the report's rows will say."""
+
+    nodeid: str
+    location: tuple
+    keywords: dict
+    outcome: str                          # pytest's: passed, failed, skipped
+    longrepr: object
+    start: float
+    stop: float
+    rows: list = field(default_factory=list)   # (kind, row): its test-doc, its words, its outcome
+
+
+class Early:
+    """Claims across shards evaluated beside the running items, in a thread, each as soon as it
+    is ready and the ones before it are done (module docstring)."""
+
+    def __init__(self, reduce: "Reduce"):
+        self.reduce = reduce
+        self.done: list[Evaluated] = []
+        self.thread: threading.Thread | None = None
+        self.stopped = False
+
+    def poke(self) -> None:
+        """After a report: start the thread if the next claim became ready (one thread at a time)."""
+        if self.stopped or (self.thread is not None and self.thread.is_alive()):
+            return
+        if self._next() is not None:
+            self.thread = threading.Thread(target=self._work, name="claims-across-shards", daemon=True)
+            self.thread.start()
+
+    def _next(self):
+        claims = self.reduce.claims
+        if self.stopped or len(self.done) >= len(claims):
+            return None
+        following = claims[len(self.done)]
+        return following if self.reduce.ready(following) else None
+
+    def _work(self) -> None:
+        while (claim := self._next()) is not None:
+            self.done.append(self.reduce.evaluate(claim))
+
+    def finish(self) -> list[Evaluated]:
+        """Stop (after the claim under way) and hand over the claims evaluated, in order."""
+        self.stopped = True
+        if self.thread is not None:
+            self.thread.join()
+        return list(self.done)
+
+
 class Reduce:
-    """Controller-side plugin: gather rows; after the test loop, run the claims across shards."""
+    """Controller-side plugin: gather rows; run the claims across shards once their rows are in."""
 
     def __init__(self, config):
         self.config = config
         self.collected = Rows(config)
-        self.claim_reports: list = []
-
+        self.claims: list = []                 # the claims across shards, in their order (known at the first report)
+        self.expected: Counter = Counter()     # test id -> its items in this run
+        self.finished: Counter = Counter()     # test id -> its items whose teardown was reported
+        self.early = Early(self)
+        self.session = None
         self.announced = False
 
     def registered(self) -> list:
         return claims_across_shards(self.config)
+
+    def pytest_sessionstart(self, session):
+        self.session = session
+
+    def pytest_collection_finish(self, session):
+        if not self.expected:                  # -n 0: the items that will run, after -k / -m
+            self.expected.update(test_of(item.nodeid) for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)          # pytest-xdist's: every worker collects the same items
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        if not self.expected:
+            self.expected.update(test_of(i) for i in ids)
 
     @pytest.hookimpl(optionalhook=True)          # pytest-xdist's: a worker went down
     def pytest_testnodedown(self, node, error):
@@ -133,40 +235,57 @@ class Reduce:
             from plugin.collection import COLLECTED
 
             self.announced = True
+            self.claims = self.registered()
             tests = self.config.stash.get(COLLECTED, set())
             root = self.config.rootpath
-            coming = [c for c in self.registered() if declaration_of(c, root).after in tests] if tests else []
+            coming = [c for c in self.claims if declaration_of(c, root).after in tests] if tests else []
             self.config.pluginmanager.get_plugin("session").testscollected += len(coming)
         self.collected.take(report)
+        if report.when == "teardown":
+            self.finished[test_of(report.nodeid)] += 1
+            self.early.poke()
+
+    def ready(self, claim) -> bool:
+        """Are the claim's rows complete: every item of its `after` test reported, none lost to
+        a crash, the run not stopping?"""
+        after = declaration_of(claim, self.config.rootpath).after
+        session = self.session
+        return (0 < self.expected[after] <= self.finished[after] and not self.collected.crashed
+                and bool(self.collected.rows.get(claim.declaration.reads))
+                and not (session is not None and (session.shouldfail or session.shouldstop)))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session):
-        result = yield
+        try:
+            result = yield
+        except BaseException:
+            self.early.stopped = True          # interrupted: no claim is emitted, none is waited for
+            raise
+        early = self.early.finish()
         if not session.shouldfail and not session.shouldstop and self.collected.rows:
-            for claim in self.registered():
-                if self.collected.rows.get(claim.declaration.reads):
-                    self._run(claim)
+            for index, claim in enumerate(self.claims or self.registered()):
+                if index < len(early):
+                    self.emit(early[index])
+                elif self.collected.rows.get(claim.declaration.reads):
+                    self.emit(self.evaluate(claim))
         return result
 
-    def _run(self, claim) -> None:
-        hook = self.config.hook
+    def evaluate(self, claim) -> Evaluated:
+        """Run one claim across shards on the rows; its words and outcome wait in the result."""
         path = Path(inspect.getsourcefile(claim)).resolve()
         relpath = path.relative_to(self.config.rootpath).as_posix()
         nodeid = f"{relpath}::{claim.__name__}"
         location = (relpath, inspect.getsourcelines(claim)[1] - 1, claim.__name__)
-        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-        self.collected.current = nodeid
         declared = declaration_of(claim, self.config.rootpath)
-        self.collected.current_report = declared.report
-        self.collected.rows["test-doc"].append({"test": nodeid, "doc": declared.statement, "line": location[1] + 1,
-                                                "order": report_order(inspect.getmodule(claim)),
-                                                **declared.as_row()})
+        run = ClaimRun(self.collected, nodeid, declared.report)
+        rows = [("test-doc", {"test": nodeid, "doc": declared.statement, "line": location[1] + 1,
+                              "order": report_order(inspect.getmodule(claim)), **declared.as_row()})]
         start = time.time()
+        ended = []                              # the item-outcome rows: as an item's, one per way it ended
         try:
-            claim(self.collected)
+            claim(run)
             outcome, longrepr = "passed", None
-            said = [r["outcome"] for r in self.collected.rows["claim"] if r["test"] == nodeid]
-            decided = said[-1] if said else outcomes.HELD
+            decided = run.said[-1]["outcome"] if run.said else outcomes.HELD
         except Incomplete as err:
             outcome, longrepr, decided = "skipped", (str(path), location[1] + 1, f"Skipped: {err}"), outcomes.NOT_RUN
         except pytest.skip.Exception as err:
@@ -178,23 +297,33 @@ class Reduce:
                 outcome, longrepr = "failed", f"{relpath}:{location[1] + 1}: claim refuted\nE   {excinfo.value}"
             else:                               # a bug, not a refuted claim: say so, and show where
                 outcome, longrepr = "failed", f"ERROR: {TOOL_ERROR}\n{traceback.format_exc()}"
-            self.collected.rows["item-outcome"].append({"test": nodeid, "item": "", "report": declared.report,
-                                                        "outcome": decided, "message": one_line(excinfo)})
-        if decided != outcomes.REFUTED and decided != outcomes.ERROR:
-            self.collected.rows["item-outcome"].append({"test": nodeid, "item": "", "report": declared.report,
-                                                        "outcome": decided, "message": ""})
+            ended.append({"outcome": decided, "message": one_line(excinfo)})
         stop = time.time()
+        if decided != outcomes.REFUTED and decided != outcomes.ERROR:
+            ended.append({"outcome": decided, "message": ""})
+        rows += [("claim", said) for said in run.said]
+        rows += [("item-outcome", {"test": nodeid, "item": "", "report": declared.report, **row}) for row in ended]
+        keywords = {claim.__name__: 1, declared.report: 1, "claim": 1}
+        return Evaluated(nodeid, location, keywords, outcome, longrepr, start, stop, rows)
+
+    def emit(self, done: Evaluated) -> None:
+        """Hand an evaluated claim's rows to the run and its reports to pytest."""
+        hook = self.config.hook
+        hook.pytest_runtest_logstart(nodeid=done.nodeid, location=done.location)
+        for kind, row in done.rows:
+            self.collected.rows[kind].append(row)
+        skipped = done.outcome == "skipped"
         for when in ("setup", "call", "teardown"):
+            decides = when == "call" or skipped and when == "setup"
             report = pytest.TestReport(
-                nodeid=nodeid, location=location, keywords={claim.__name__: 1, declared.report: 1, "claim": 1},
-                outcome=outcome if when == "call" or outcome == "skipped" and when == "setup" else "passed",
-                longrepr=longrepr if when == "call" or outcome == "skipped" and when == "setup" else None,
-                when=when, sections=[], duration=stop - start if when == "call" else 0.0,
-                start=start, stop=stop, user_properties=[])
-            if outcome == "skipped" and when == "call":
+                nodeid=done.nodeid, location=done.location, keywords=done.keywords,
+                outcome=done.outcome if decides else "passed", longrepr=done.longrepr if decides else None,
+                when=when, sections=[], duration=done.stop - done.start if when == "call" else 0.0,
+                start=done.start, stop=done.stop, user_properties=[])
+            if skipped and when == "call":
                 continue                     # a skipped item has no call phase
             hook.pytest_runtest_logreport(report=report)
-        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+        hook.pytest_runtest_logfinish(nodeid=done.nodeid, location=done.location)
 
 
 def pytest_configure(config):
