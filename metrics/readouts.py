@@ -17,9 +17,10 @@ import torch.nn.functional as F
 def cosine_per_block(hidden_states, i: int, j: int) -> torch.Tensor:
     """hidden_states (n_blocks + 1 tensors [batch, seq, d]) -> [batch, n_blocks]: cosine of
     positions i and j at every block's output (entry L = block L; the last is after the
-    final norm, as transformers returns it)."""
-    states = torch.stack(hidden_states[1:], 1).float()          # [batch, n_blocks, seq, d]
-    return F.cosine_similarity(states[:, :, i], states[:, :, j], dim=-1)
+    final norm, as transformers returns it). Only the two positions are gathered: stacking every
+    position of every block copied the whole pass (a ladder row set's 86 MB on SmolLM2) to read two."""
+    pair = torch.stack([h[:, [i, j]] for h in hidden_states[1:]], 1).float()     # [batch, n_blocks, 2, d]
+    return F.cosine_similarity(pair[:, :, 0], pair[:, :, 1], dim=-1)
 
 
 def next_token_log_probs(model, final: torch.Tensor, positions: list[int]) -> torch.Tensor:

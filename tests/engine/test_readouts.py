@@ -26,6 +26,18 @@ def test_log_prob_and_kl_match_the_models_own_logits():
     assert cosine_per_block(out.hidden_states, 1, 3).shape == (1, model.config.num_hidden_layers)
 
 
+def test_the_cosine_per_block_is_each_blocks_own_cosine():
+    """Entry [b, L]: the cosine of positions i and j in batch row b of hidden_states[L + 1],
+    computed block by block as one would by hand; the same bits."""
+    model = tiny("gpt2")
+    ids = torch.tensor([[5, 7, 9, 11, 13, 2], [3, 1, 4, 1, 5, 9]])
+    with torch.no_grad():
+        states = model(ids, output_hidden_states=True).hidden_states
+    for i, j in ((1, 3), (4, 0), (5, 5)):
+        by_hand = torch.stack([torch.nn.functional.cosine_similarity(h[:, i], h[:, j], dim=-1) for h in states[1:]], 1)
+        assert torch.equal(cosine_per_block(states, i, j), by_hand)
+
+
 def test_kl_is_clean_against_other_in_that_order():
     """KL(p || q) with p the clean distribution, by hand: p = (0.9, 0.1), q = (0.5, 0.5) gives
     0.9 ln(0.9/0.5) + 0.1 ln(0.1/0.5) = 0.368064 nats; the other way round it is 0.510826."""
