@@ -8,12 +8,15 @@ each becomes a named test report, like any other item: it shows in the terminal 
 --junitxml, and a failed one makes the exit status non-zero. A claim whose shards were not
 all measured (e.g. `-k L03`) is skipped, saying what is missing.
 
-A claim is evaluated as soon as every item of its `after` test ran (its `reads` rows are then
-complete), in a thread beside the items still running (`Early`): the population's claims
-while the scale ladder runs, rather than after it, where the controller is the only process
-working. The claims are taken in their order, each only after the ones before it (the
-report's tables they fill come out the same), and their reports are emitted after the test
-loop, in that order, as if evaluated there; whatever was not ready by then is evaluated then.
+Under xdist, a claim is evaluated as soon as every item of its `after` test ran (its `reads`
+rows are then complete), in a thread of the controller beside the workers (`Early`): the
+population's claims while the scale ladder runs, rather than after it, when the controller is
+the only process working. The claims are taken in their order, each only after the ones
+before it (the report's tables they fill come out the same), and their reports are emitted
+after the test loop, in that order, as if evaluated there; whatever was not ready by then is
+evaluated then. In a single process (-n 0) they are all evaluated after the loop: there a
+thread beside the items contends with them for the interpreter (a GPT-2 Large-shaped
+one-thread run took 7 s longer with it, its shard work 10 s longer).
 
 Under xdist the controller collects nothing: it imports the files of the claim items its
 workers collected (their xdist groups say which), by path, as pytest itself would.
@@ -33,6 +36,7 @@ from _pytest.pathlib import import_path
 
 from metrics import outcomes
 from plugin.ids import base_nodeid, test_of
+from plugin.options import computes
 from plugin.protocol import ACROSS_SHARDS, declaration_of, report_order
 from plugin.verdicts import TOOL_ERROR, one_line, outcome_of_exception
 
@@ -158,11 +162,11 @@ class Early:
     """Claims across shards evaluated beside the running items, in a thread, each as soon as it
     is ready and the ones before it are done (module docstring)."""
 
-    def __init__(self, reduce: "Reduce"):
+    def __init__(self, reduce: "Reduce", beside_workers: bool = True):
         self.reduce = reduce
         self.done: list[Evaluated] = []
         self.thread: threading.Thread | None = None
-        self.stopped = False
+        self.stopped = not beside_workers        # in the process that runs the items: all at the end
 
     def poke(self) -> None:
         """After a report: start the thread if the next claim became ready (one thread at a time)."""
@@ -200,7 +204,7 @@ class Reduce:
         self.claims: list = []                 # the claims across shards, in their order (known at the first report)
         self.expected: Counter = Counter()     # test id -> its items in this run
         self.finished: Counter = Counter()     # test id -> its items whose teardown was reported
-        self.early = Early(self)
+        self.early = Early(self, beside_workers=not computes(config))
         self.session = None
         self.announced = False
 
