@@ -14,7 +14,6 @@ import pytest
 
 from experiments import judgments
 from experiments.analysis import detectable, power_rows
-from experiments.manipulation import moved
 from metrics.statistics import counts
 from plugin.protocol import CONTROL, EVERY_UNIT_WITHIN, ITEMS_COMBINED, claim, decide
 
@@ -30,7 +29,7 @@ def test_every_single_head_ablation_moves_its_token_on_every_prompt(shards, prom
     c = shards.prompt_chunk_of(prompt_index)
     k = c.indices.index(prompt_index)
     record("prompt", {"index": prompt_index, "clean": c.clean[:, k].tolist(), "deltas": c.deltas[:, :, k].tolist(),
-                      "replaced": int(moved(c.value_change[:, :, k], study_setup.plan).sum())})
+                      "replaced": int(judgments.moved(c.value_change[:, :, k], study_setup.plan).sum())})
     decide(conclude, judgments.manipulation_on_prompt(c, prompt_index, study_setup.plan), study_setup.plan.fail_on)
 
 

@@ -12,10 +12,11 @@ ripple.csv, top_k.csv), not claims.
 import pytest
 
 from experiments import judgments
-from experiments.scales import KINDS, SKIP_BLOCK
 from plugin.protocol import ITEMS_COMBINED, SHARE_BEYOND, claim, decide
 
 REPORT_ORDER = 50        # where the report lists this file's claims (plugin/protocol.py)
+# experiments.scales (torch, the engine) is imported by the items that need it: an xdist
+# controller imports this file too (for any claim across shards) and needs no torch.
 
 
 def _skip_without_prompts(study_setup):
@@ -43,6 +44,8 @@ def test_an_intervention_moves_its_own_block(shards, kind, study_setup, record, 
     """Invariant of the hooked forward pass, on the real model: an intervention confined to
     block L moves block L's cosine beyond round-off on some test sentence (plan:
     manipulation_factor). Its per-block statistics are the ladder's rows (scales.csv)."""
+    from experiments.scales import KINDS
+
     _skip_without_prompts(study_setup)
     m = shards.scale(kind)
     rows = judgments.scale_rows(m.cos.double().numpy(), study_setup.plan, f"scale {kind}")
@@ -64,6 +67,8 @@ def test_control_skipping_a_block_at_the_token_is_an_effect_at_most_blocks(shard
     """Positive control: removing a block's whole update at the token is shown beyond ±SESOI
     (minimum-effect test, Bonferroni over blocks, one sentence per template) at more than the
     plan's share of blocks."""
+    from experiments.scales import SKIP_BLOCK
+
     _skip_without_prompts(study_setup)
     rows = judgments.scale_rows(shards.scale(SKIP_BLOCK).cos.double().numpy(), study_setup.plan, f"scale {SKIP_BLOCK}")
     decide(conclude, judgments.positive_control(rows, study_setup.plan), study_setup.plan.fail_on)
@@ -89,6 +94,8 @@ def test_batched_hooks_agree_with_the_exact_sweep(shards, study_setup, conclude)
     """Two routes, one number, on the real model: "top head @ token" through ablate(rows=[L]) in
     one batched hooked pass (resumed per row unless --engine naive) equals the fast sweep's
     number for that head (1e-5)."""
+    from experiments.scales import KINDS
+
     _skip_without_prompts(study_setup)
     if study_setup.options.ablation != "zero":
         pytest.skip("the prompt sweep used another ablation than zeros")

@@ -17,10 +17,9 @@ from plugin.ids import base_nodeid, statement, test_of
 from plugin.protocol import report_order
 from plugin.collection import is_claim
 from plugin.setup import setup_of
-from plugin.store import ShardStore
+from plugin.store import STORE, ShardStore
 from plugin.verdicts import item_outcome
 
-STORE = pytest.StashKey[ShardStore]()
 STORE_FOLDER = "shard_store"          # key of workerinput that names the controller's folder
 
 

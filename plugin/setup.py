@@ -25,7 +25,8 @@ from experiments.question import Prompt, locate_question
 from experiments.tokens import WordNotFound
 from models.loading import ModelNotAvailable, converted_in_cache, known_answer_of, read_config, read_tokenizer
 from plugin import faults
-from plugin.options import OPTIONS, Options
+from plugin.options import OPTIONS, Options, computes
+from plugin.store import STORE
 
 
 class SetupError(Exception):
@@ -168,17 +169,42 @@ def _resolve(options: Options) -> Setup:
 
 
 def setup_of(config) -> Setup:
-    """The run's Setup, resolved on first use and kept; raises SetupError (again) if it failed."""
+    """The run's Setup, resolved on first use and kept; raises SetupError (again) if it failed.
+
+    An xdist worker shares the Setup it resolved (plugin/store.py), and the controller takes
+    one shared for its own options instead of resolving its own: reading the config and the
+    tokenizer imports transformers and torch, about 3 s of CPU that a 2-core machine's workers
+    need. Where none was shared (a worker on another host, one whose setup failed), it resolves."""
     with _RESOLVING:
         if SETUP not in config.stash:
-            try:
-                config.stash[SETUP] = _resolve(config.stash[OPTIONS])
-            except SetupError as err:
-                config.stash[SETUP] = err
+            config.stash[SETUP] = _shared_by_a_worker(config) or _resolved(config)
     found = config.stash[SETUP]
     if isinstance(found, SetupError):
         raise found
     return found
+
+
+SHARED = "setup"        # the name a worker shares its Setup under, in the run's store
+
+
+def _resolved(config) -> Setup | SetupError:
+    try:
+        found = _resolve(config.stash[OPTIONS])
+    except SetupError as err:
+        return err
+    store = config.stash.get(STORE, None)
+    if hasattr(config, "workerinput") and store is not None:
+        store.share(SHARED, found)
+    return found
+
+
+def _shared_by_a_worker(config) -> Setup | None:
+    """On an xdist controller: the Setup a worker of this host shared for the same options."""
+    store = config.stash.get(STORE, None)
+    if computes(config) or store is None:
+        return None
+    found = store.shared(SHARED)
+    return found if isinstance(found, Setup) and found.options == config.stash[OPTIONS] else None
 
 
 def resolve_in_background(config, then=lambda: None) -> None:

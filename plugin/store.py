@@ -14,15 +14,21 @@ holds per host).
 Every computation is logged (`drain()`), so the test item that caused it can ship the
 fact to the controller, which counts them (the report says how many ran; a test checks
 that none ran twice).
+
+    store.share("setup", value)      # a worker leaves a plain Python value for the controller
+    store.shared("setup")            # ... which reads it (None if no worker of this host left it)
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import pickle
 import re
 import time
 from pathlib import Path
 from typing import Callable
+
+import pytest
 
 
 class ShardStore:
@@ -90,3 +96,22 @@ class ShardStore:
         """The computations since the last call (name, worker, seconds), oldest first."""
         out, self._log = self._log, []
         return out
+
+    def share(self, name: str, value) -> None:
+        """Leave `value` (plain Python, pickled: no torch needed to read it) for the other
+        processes of the run, once: the first writer's stays."""
+        path = self._path(name).with_suffix(".pickle")
+        if path.is_file():
+            return
+        partial = path.with_suffix(f".tmp-{os.getpid()}")
+        partial.write_bytes(pickle.dumps(value))
+        os.replace(partial, path)
+
+    def shared(self, name: str):
+        """What a process of this run shared under `name`, or None."""
+        path = self._path(name).with_suffix(".pickle")
+        # Our own file, written by a process of this run: safe to unpickle.
+        return pickle.loads(path.read_bytes()) if path.is_file() else None
+
+
+STORE = pytest.StashKey[ShardStore]()     # the run's store, in every process (plugin/fixtures.py makes it)
