@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
+import threading
 
 import pytest
 
@@ -25,6 +26,25 @@ def pytest_report_header(config):
     plan = config.stash[OPTIONS].plan
     return [f"analysis plan: analysis_plan.toml sha256 {plan.short_digest}"
             + (" (overridden: " + ", ".join(f"{k}={v}" for k, v in plan.overrides) + ")" if plan.overrides else "")]
+
+
+@contextlib.contextmanager
+def workers_stopping(config):
+    """Under xdist, stop the finished workers while the report is written, not after it: each
+    worker's process takes about a second to wind down (torch, the model) once told to exit,
+    and xdist's own sessionfinish, which tells them and waits, ran after the report. Its
+    teardown (pytest-xdist's NodeManager.teardown_nodes) runs here in a thread; xdist's call
+    then finds nothing left to stop."""
+    nodes = getattr(config.pluginmanager.get_plugin("dsession"), "nodemanager", None)
+    if nodes is None:                   # -n 0, or xdist absent
+        yield
+        return
+    stopping = threading.Thread(target=nodes.teardown_nodes, name="stop-workers", daemon=True)
+    stopping.start()
+    try:
+        yield
+    finally:
+        stopping.join()
 
 
 def peak_rss_gib() -> float:
@@ -60,13 +80,15 @@ class Reporting:
         if self._collected().rows or self.config.stash.get(GROUPS, None):     # a study or IOI run
             print("\n" + faults.interrupted_line(excinfo.value), flush=True)
 
+    @pytest.hookimpl(tryfirst=True)          # before xdist's, which stops the workers (below)
     def pytest_sessionfinish(self, session, exitstatus):
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = True
         if self.interrupted:
             return
         try:
-            self._write(session, self._collected())
+            with workers_stopping(self.config):
+                self._write(session, self._collected())
         except KeyboardInterrupt as interrupt:   # Ctrl-C or SIGTERM while writing: publish put the old report back
             self.interrupted = True
             session.exitstatus = pytest.ExitCode.INTERRUPTED
