@@ -202,7 +202,7 @@ class Reduce:
         self.config = config
         self.collected = Rows(config)
         self.claims: list = []                 # the claims across shards, in their order (known at the first report)
-        self.expected: Counter = Counter()     # test id -> its items in this run
+        self.expected: Counter = Counter()     # test id -> its items in this run (xdist: for Early)
         self.finished: Counter = Counter()     # test id -> its items whose teardown was reported
         self.early = Early(self, beside_workers=not computes(config))
         self.session = None
@@ -213,10 +213,6 @@ class Reduce:
 
     def pytest_sessionstart(self, session):
         self.session = session
-
-    def pytest_collection_finish(self, session):
-        if not self.expected:                  # -n 0: the items that will run, after -k / -m
-            self.expected.update(test_of(item.nodeid) for item in session.items)
 
     @pytest.hookimpl(optionalhook=True)          # pytest-xdist's: every worker collects the same items
     def pytest_xdist_node_collection_finished(self, node, ids):

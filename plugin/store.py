@@ -99,7 +99,8 @@ class ShardStore:
 
     def share(self, name: str, value) -> None:
         """Leave `value` (plain Python, pickled: no torch needed to read it) for the other
-        processes of the run, once: the first writer's stays."""
+        processes of the run, if none is there yet (the processes of one run share equal values;
+        two writing at once leave one whole file, by rename)."""
         path = self._path(name).with_suffix(".pickle")
         if path.is_file():
             return

@@ -8,7 +8,8 @@ tests of its layer fail.
 Two layers, each with its own quick tests (SUBSETS), chosen by the mutated file's path:
 - engine: mutants of hooks/ against the engine's quick tests on tiny models;
 - verdict: mutants of the decision code (VERDICT_FILES: the statistics, power, outcome rules,
-  the analysis, how a pytest failure becomes an outcome, the claims' table and terminal verdict)
+  the analysis, how a pytest failure becomes an outcome, in an item or a claim across shards, the
+  claims' table and terminal verdict)
   against the verdict's quick tests on synthetic data (no model, no conftest plugin, so no
   torch import). Its subset deselects the frozen-plan test: the plan's digest covers the
   decision code, so any byte changed there would fail it, and it would "kill" every mutant.
@@ -84,6 +85,7 @@ VERDICT = Subset("verdict", (
     "tests/verdicts/test_judgments.py",
     "tests/verdicts/test_outcomes.py",
     "tests/verdicts/test_verdict.py",
+    "tests/verdicts/test_claims_across_shards.py",
     "tests/verdicts/test_statistics.py",
     "tests/verdicts/test_power.py",
     "tests/verdicts/test_plan.py",
@@ -91,7 +93,7 @@ VERDICT = Subset("verdict", (
     ("numpy", "scipy.special", "scipy.stats", "hypothesis", "pytest"))
 SUBSETS = (ENGINE, VERDICT)
 VERDICT_FILES = ("metrics/statistics.py", "metrics/power.py", "metrics/outcomes.py", "experiments/analysis.py",
-                 "experiments/judgments.py", "plugin/verdicts.py", "report/results.py")
+                 "experiments/judgments.py", "plugin/verdicts.py", "plugin/reduce.py", "report/results.py")
 TIMEOUT_S = 600          # a mutant that hangs the tests counts as killed (by the timeout)
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "results", "__pycache__", ".hypothesis", ".cache",
                                      ".benchmarks", ".pytest_cache")
