@@ -29,6 +29,10 @@ class CleanRun:
     spans: list          # per prompt (start, end): its real tokens are columns start..end-1
     position_ids: torch.Tensor   # [B, seq]: each column's position within its own prompt
     packed: bool = False  # the pass ran the real tokens packed into one row (clean_run(packed=True))
+    # A packed pass only: (prompt, hidden_states of a copy of that prompt packed FIRST in the same
+    # row, [1, its length, d] each). Nothing comes before that copy, so it is the prompt's pass
+    # alone; its copy among the others is packed last: the padding check compares the two.
+    reference: tuple | None = None
 
 
 def full_cache():
@@ -46,16 +50,18 @@ def _as_tensor(out):
     return out[0] if isinstance(out, tuple) else out
 
 
-def packing(mask: torch.Tensor) -> torch.Tensor:
-    """The flat columns (row * seq + column) of a padded batch's real tokens, prompt after
-    prompt in the order they are packed into one row: longest first, and last the prompt
-    that sweep's padding check runs alone (the first of the shortest), so that a pass which
-    let prompts see each other (no packing) cannot pass that check unseen."""
+def packing(mask: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(the flat columns (row * seq + column) of a padded batch's real tokens as they are packed
+    into one row, the prompt the padding check compares): first a copy of that prompt (the
+    first of the shortest, the most padded), then every prompt, longest first and that prompt
+    last. The copy in front sees nothing before it, so it is the prompt's pass alone; the one
+    at the end sees every other prompt if the pass lets prompts see each other (no packing)."""
     batch, seq = mask.shape
     prompt_spans = spans(mask)
     order = sorted(range(batch), key=lambda r: (prompt_spans[r][0] - prompt_spans[r][1], -r))
-    flat = [r * seq + c for r in order for c in range(*prompt_spans[r])]
-    return torch.tensor(flat, device=mask.device)
+    checked = order[-1]
+    flat = [r * seq + c for r in [checked] + order for c in range(*prompt_spans[r])]
+    return torch.tensor(flat, device=mask.device), checked
 
 
 def _unpack(x: torch.Tensor, flat: torch.Tensor, padding: torch.Tensor, batch: int, seq: int) -> torch.Tensor:
@@ -78,7 +84,10 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
     [1, n_real], each prompt's positions counting from 0 and no attention mask, which
     transformers' masks read as packed sequences (a new prompt wherever the position does not
     go up by one), each attending to itself only. No FLOPs go to padding; what is recorded is
-    put back in the batch's columns (padding columns zero).
+    put back in the batch's columns (padding columns zero). In front of them rides a copy of
+    the most padded prompt (`packing`), numbered from 0 as it would be alone, whose
+    hidden_states are kept as `reference`: the padding check's prompt alone, without a
+    forward pass of its own.
     """
     batch, seq = input_ids.shape
     blocks = layout.blocks(model)
@@ -106,9 +115,13 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
         else:
             mask, positions = attention_mask, position_ids(attention_mask)
             padded = dict(attention_mask=mask.long(), position_ids=positions)
-        flat = packing(mask) if packed and attention_mask is not None and not cache else None
+        flat, checked = packing(mask) if packed and attention_mask is not None and not cache else (None, None)
         if flat is not None:
-            input_ids, padded = input_ids.reshape(1, -1)[:, flat], dict(position_ids=positions.reshape(1, -1)[:, flat])
+            # The copy in front is numbered 0.. as a prompt alone is, whatever position_ids says.
+            start, end = spans(mask)[checked]
+            alone = torch.arange(end - start, device=positions.device)
+            numbered = torch.cat([alone, positions.reshape(-1)[flat[end - start:]]])
+            input_ids, padded = input_ids.reshape(1, -1)[:, flat], dict(position_ids=numbered[None])
         # A DynamicCache built without the config keeps every position of every layer: the
         # one the model would build drops all but the last window of a sliding layer's
         # keys, and the Resumer needs those of positions < token.
@@ -117,13 +130,17 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
     finally:
         for handle in handles:
             handle.remove()
-    hidden = tuple(out.hidden_states)
+    hidden, reference = tuple(out.hidden_states), None
     if flat is not None:
+        start, end = spans(mask)[checked]
+        n = end - start                                   # the copy in front
+        reference = (checked, tuple(x[:, :n] for x in hidden))
         padding = (~mask).flatten().nonzero().flatten()
-        hidden, block_in, block_out, heads_in = ([_unpack(x, flat, padding, batch, seq) for x in kind]
+        hidden, block_in, block_out, heads_in = ([_unpack(x[:, n:], flat[n:], padding, batch, seq) for x in kind]
                                                  for kind in (hidden, block_in, block_out, heads_in))
         hidden = tuple(hidden)
-    return CleanRun(hidden, block_in, block_out, heads_in, kv, spans(mask), positions, packed=flat is not None)
+    return CleanRun(hidden, block_in, block_out, heads_in, kv, spans(mask), positions, packed=flat is not None,
+                    reference=reference)
 
 
 def _norm_or_identity(block, name):

@@ -31,7 +31,9 @@ nothing before block L's output projection, and nothing at positions < t anywher
 Each fast computation carries one clean row beside the edited ones; if that row does not
 reproduce the clean pass (a family whose block the Architecture row describes wrongly),
 the fast engine warns and falls back to the naive one. A padded batch is also checked
-against its most padded prompt run alone (else: a warning, and each prompt is swept alone).
+against its most padded prompt run alone (for readout="block", a copy of it packed in front
+of the others in the same pass, hooks/blocks.packing; else: a warning, and each prompt is
+swept alone).
 """
 from __future__ import annotations
 
@@ -268,13 +270,18 @@ def _padding_is_invisible(model, layout, req: Request, run) -> bool:
     """Does the padded clean pass give the most padded prompt's own clean pass (its columns)?
 
     The probe rows below only compare the engine with the padded pass; this checks the
-    padded pass itself (position ids, masks) against a prompt run alone, at the cost of one
-    forward pass of one prompt.
+    padded pass itself (position ids, masks) against a prompt run alone: a packed pass
+    carries that prompt's pass alone (its copy packed first, clean_run's `reference`), a
+    padded one pays one forward pass of one prompt.
     """
-    b = min(range(len(req.spans)), key=lambda r: req.spans[r][1] - req.spans[r][0])
+    if run.reference is not None:
+        b, alone = run.reference
+    else:
+        b = min(range(len(req.spans)), key=lambda r: req.spans[r][1] - req.spans[r][0])
+        start, end = req.spans[b]
+        base = get_attribute(model, layout.arch.blocks.rsplit(".", 1)[0])
+        alone = base(req.input_ids[b:b + 1, start:end], output_hidden_states=True, use_cache=False).hidden_states
     start, end = req.spans[b]
-    base = get_attribute(model, layout.arch.blocks.rsplit(".", 1)[0])
-    alone = base(req.input_ids[b:b + 1, start:end], output_hidden_states=True, use_cache=False).hidden_states
     return all(_close(batched[b, start:end], own[0]) for batched, own in zip(run.hidden, alone))
 
 
@@ -324,7 +331,7 @@ def _block_readout(model, layout, req, run, edited_outputs, unreproduced, pos) -
     """out[j, i] = hidden_states[L+1] of job j's prompt, its token edited, L = layers[i].
 
     Every head's entry is the clean pass but at the token, so the result (the largest tensor
-    of a sweep: 3 GB for 24 prompts of 14 columns on the GPT-2 Large shape) is written once,
+    of a sweep: 1.2 GB for 24 prompts of 14 columns on the GPT-2 Large shape) is written once,
     from the clean states with NaN in each prompt's padding, then the token columns."""
     n = layout.n_layers
     final_norm = get_attribute(model, layout.arch.final_norm)

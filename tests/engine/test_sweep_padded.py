@@ -259,8 +259,9 @@ def test_a_middle_token_of_every_padded_prompt_is_exact_per_row(case, side):
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_a_padded_block_sweep_runs_its_clean_pass_packed(family, side, monkeypatch):
     """readout "block" on a padded batch: the clean pass runs the real tokens only, packed into
-    one row (no FLOPs on padding), with the prompt the padding check runs alone packed LAST
-    (so prompts that saw each other could not pass that check); exact, on the fast path.
+    one row (no FLOPs on padding), behind a copy of the prompt the padding check compares,
+    numbered from 0 as it is alone; that prompt is packed LAST (so prompts that saw each other
+    could not pass that check), and no other forward pass runs; exact, on the fast path.
     readout "final" needs each prompt's cache: its clean pass stays padded."""
     sweep_module = importlib.import_module("hooks.sweep")
     model = tiny_model(family)
@@ -270,6 +271,9 @@ def test_a_padded_block_sweep_runs_its_clean_pass_packed(family, side, monkeypat
     real_clean_run = sweep_module.clean_run
     monkeypatch.setattr(sweep_module, "clean_run", lambda *a, **k: runs.append(real_clean_run(*a, **k)) or runs[-1])
     handle = model.get_input_embeddings().register_forward_hook(lambda m, args, out: inputs.append(args[0]))
+    positions = []
+    numbering = model.base_model.register_forward_pre_hook(
+        lambda m, args, kwargs: positions.insert(0, kwargs.get("position_ids")), with_kwargs=True)
     try:
         for readout in ("block", "final"):
             naive = sweep(model, ids, torch.tensor(tokens), readout, attention_mask=mask, engine="naive")
@@ -279,10 +283,14 @@ def test_a_padded_block_sweep_runs_its_clean_pass_packed(family, side, monkeypat
             assert_exact_with_padding(fast, naive)
             assert runs[-1].packed == (readout == "block")
             if readout == "block":
-                packed, alone = inputs[0], inputs[1]      # the clean pass, then the padding check's prompt
-                assert packed.shape == (1, sum(lengths))
-                shortest = lengths.index(min(lengths))
-                assert torch.equal(packed[0, -min(lengths):], ids[shortest][mask[shortest].bool()])
-                assert torch.equal(alone[0], ids[shortest][mask[shortest].bool()])
+                assert len(inputs) == 1                   # the clean pass only: the check needs no pass of its own
+                packed, n = inputs[0], min(lengths)
+                assert packed.shape == (1, sum(lengths) + n)
+                shortest = ids[lengths.index(n)][mask[lengths.index(n)].bool()]
+                assert torch.equal(packed[0, :n], shortest) and torch.equal(packed[0, -n:], shortest)
+                assert runs[-1].reference[0] == lengths.index(n)
+                numbered = positions[0]
+                assert torch.equal(numbered[0, :n], torch.arange(n)) and torch.equal(numbered[0, -n:], torch.arange(n))
     finally:
         handle.remove()
+        numbering.remove()
