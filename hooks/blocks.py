@@ -115,12 +115,13 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
         else:
             mask, positions = attention_mask, position_ids(attention_mask)
             padded = dict(attention_mask=mask.long(), position_ids=positions)
+        prompt_spans = spans(mask)
         flat, checked = packing(mask) if packed and attention_mask is not None and not cache else (None, None)
         if flat is not None:
+            front = prompt_spans[checked][1] - prompt_spans[checked][0]     # columns of the copy in front
             # The copy in front is numbered 0.. as a prompt alone is, whatever position_ids says.
-            start, end = spans(mask)[checked]
-            alone = torch.arange(end - start, device=positions.device)
-            numbered = torch.cat([alone, positions.reshape(-1)[flat[end - start:]]])
+            alone = torch.arange(front, device=positions.device)
+            numbered = torch.cat([alone, positions.reshape(-1)[flat[front:]]])
             input_ids, padded = input_ids.reshape(1, -1)[:, flat], dict(position_ids=numbered[None])
         # A DynamicCache built without the config keeps every position of every layer: the
         # one the model would build drops all but the last window of a sliding layer's
@@ -132,14 +133,12 @@ def clean_run(model, layout: Layout, input_ids: torch.Tensor, cache: bool,
             handle.remove()
     hidden, reference = tuple(out.hidden_states), None
     if flat is not None:
-        start, end = spans(mask)[checked]
-        n = end - start                                   # the copy in front
-        reference = (checked, tuple(x[:, :n] for x in hidden))
+        reference = (checked, tuple(x[:, :front] for x in hidden))
         padding = (~mask).flatten().nonzero().flatten()
-        hidden, block_in, block_out, heads_in = ([_unpack(x[:, n:], flat[n:], padding, batch, seq) for x in kind]
+        hidden, block_in, block_out, heads_in = ([_unpack(x[:, front:], flat[front:], padding, batch, seq) for x in kind]
                                                  for kind in (hidden, block_in, block_out, heads_in))
         hidden = tuple(hidden)
-    return CleanRun(hidden, block_in, block_out, heads_in, kv, spans(mask), positions, packed=flat is not None,
+    return CleanRun(hidden, block_in, block_out, heads_in, kv, prompt_spans, positions, packed=flat is not None,
                     reference=reference)
 
 

@@ -277,11 +277,11 @@ def _padding_is_invisible(model, layout, req: Request, run) -> bool:
     if run.reference is not None:
         b, alone = run.reference
     else:
-        b = min(range(len(req.spans)), key=lambda r: req.spans[r][1] - req.spans[r][0])
-        start, end = req.spans[b]
+        b, alone = min(range(len(req.spans)), key=lambda r: req.spans[r][1] - req.spans[r][0]), None
+    start, end = req.spans[b]
+    if alone is None:
         base = get_attribute(model, layout.arch.blocks.rsplit(".", 1)[0])
         alone = base(req.input_ids[b:b + 1, start:end], output_hidden_states=True, use_cache=False).hidden_states
-    start, end = req.spans[b]
     return all(_close(batched[b, start:end], own[0]) for batched, own in zip(run.hidden, alone))
 
 
