@@ -1,6 +1,7 @@
 """Wiring only. The suite's pytest plugin lives in plugin/, one module per job:
 
     plugin/faults.py      faults of the environment (full disk, unwritable folder, SIGTERM) in one line each
+    plugin/heap.py        what lives to the end of a run frozen out of the garbage collector's sweeps
     plugin/options.py     the options, checked at start-up without loading any model
     plugin/workers.py     how many workers -n auto starts: as many as memory (or GPUs) allow
     plugin/setup.py       what the model's config and tokenizer say, resolved when first needed
@@ -15,6 +16,7 @@ tests/helpers/benchmark_ratios.py: --benchmark-only's table of fast/plain ratios
 """
 pytest_plugins = [
     "plugin.faults",
+    "plugin.heap",
     "plugin.options",
     "plugin.workers",
     "plugin.collection",
