@@ -20,10 +20,11 @@ Three runs of the same study, one after the other:
     prompt set: the study as it would run on the real GPT-2 Large.
 Goals: the largest shard <= 1/16 of the shard work; for the GPT-2 Large shape, the projection at
 16 workers >= 10x. SmolLM2's run is bound by its serial part (start-up, collection, model load,
-claims, report: 8.9-12.1 s, 21.7-22.9% of its run on 2026-12-06), which caps its projection near 4x.
+claims, report: 8.6-12.1 s, 19.9-22.9% of its run on 2026-12-06), which caps its projection near 4x.
 Under xdist the claims across shards run on the controller beside the workers (plugin/reduce.py),
 but the -n 0 run this projection comes from evaluates them after its last item: the projection
-counts them as serial (3.1 s of the GPT-2 Large shape's 11.8-12.7 s on 2026-12-06).
+counts them as serial (3.1 s of the GPT-2 Large shape's 10.9-12.7 s on 2026-12-06; 10.9 s and a
+projection of 9.0x at 16 workers once the garbage collector's sweeps were cut, plugin/heap.py).
 """
 from __future__ import annotations
 
