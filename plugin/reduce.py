@@ -71,6 +71,8 @@ class Rows:
         self.outcomes: dict[str, list] = defaultdict(list)   # test function -> [(nodeid, outcome)]
         self.kept: dict[str, object] = {}                    # objects the claims computed, for the report
         self.crashed: list[str] = []                         # "worker gw1 crashed (...)": the run is partial
+        self.claims_timed: list[tuple[float, float]] = []    # (start, stop) of each claim across shards
+        self.loop_end: float | None = None                   # when the last item had run
 
     def take(self, report) -> None:
         """Take the rows a test report carries, and note its outcome under its test's name.
@@ -261,6 +263,7 @@ class Reduce:
         except BaseException:
             self.early.stopped = True          # interrupted: no claim is emitted, none is waited for
             raise
+        self.collected.loop_end = time.time()
         early = self.early.finish()
         if not session.shouldfail and not session.shouldstop and self.collected.rows:
             for index, claim in enumerate(self.claims or self.registered()):
@@ -309,6 +312,7 @@ class Reduce:
     def emit(self, done: Evaluated) -> None:
         """Hand an evaluated claim's rows to the run and its reports to pytest."""
         hook = self.config.hook
+        self.collected.claims_timed.append((done.start, done.stop))
         hook.pytest_runtest_logstart(nodeid=done.nodeid, location=done.location)
         for kind, row in done.rows:
             self.collected.rows[kind].append(row)

@@ -134,6 +134,16 @@ def shard_table(collected) -> list[dict]:
              "seconds": round(sum(d["seconds"] for d in done), 3)} for name, done in sorted(by_name.items())]
 
 
+def claims_time_line(timed: list[tuple[float, float]], loop_end: float) -> str:
+    """How long the claims across shards took, and how much of it came after the last item ran
+    (terminal only: seconds vary by run). Under xdist they run beside the workers as soon as
+    their rows are in (plugin/reduce.py), in -n 0 after the last item; only that part adds to
+    the run's serial part (tests/benchmarks/test_scaleout_benchmarks.py reads this line)."""
+    total = sum(stop - start for start, stop in timed)
+    after = sum(max(0.0, stop - max(start, loop_end)) for start, stop in timed)
+    return f"claims across shards: {total:.1f} s for {len(timed)} claims, {after:.1f} s of it after the last item"
+
+
 def partial_line(report, unit: str) -> str:
     """Why a run is partial (its crashed workers, what it recorded) and what became of its report."""
     why = "; ".join(report.crashed + [f"{report.recorded} of {report.expected} {unit} recorded"])
@@ -171,6 +181,8 @@ class Report:
     shards: list = field(default_factory=list)
     kind: object = None           # experiments.plan.RunKind: exploratory, confirmatory or known-answer
     crashed: list = field(default_factory=list)   # workers that died during the run
+    claims_timed: list = field(default_factory=list)   # (start, stop) of each claim across shards
+    loop_end: float | None = None                 # when the last item had run
     published: bool = False
     verdicts: dict | None = None  # the run's conclusions, for --update-golden to pin (report/golden.py)
 
@@ -206,6 +218,8 @@ class Report:
                          f"{len(self.shards)} shards" + (f"; computed more than once: {twice}" if twice else
                                                         ", each computed once"))
             lines.append(work_line(self.shards))
+        if self.claims_timed and self.loop_end is not None:
+            lines.append(claims_time_line(self.claims_timed, self.loop_end))
         if self.heads:
             found = counts(self.heads)
             lines.append(f"heads across sentences (±SESOI, Bonferroni over {found['n']}): "
@@ -249,7 +263,8 @@ def write_report(collected) -> Report:
     blocks = collected.kept.get("blocks", [])
     report = Report(setup.results_folder, setup.model_name, setup.n_layers * setup.n_heads, recorded, claims,
                     blocks=blocks, heads=collected.kept.get("heads", []), shards=shard_table(collected),
-                    kind=setup.kind, crashed=list(collected.crashed))
+                    kind=setup.kind, crashed=list(collected.crashed), claims_timed=list(collected.claims_timed),
+                    loop_end=collected.loop_end)
     if not report.complete:
         return report
 

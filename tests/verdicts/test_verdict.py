@@ -95,3 +95,12 @@ def test_a_claims_outcome_combines_its_items_and_its_detail_names_what_did_not_h
     refuted = items + [{"test": t, "item": "L00-H01", "outcome": "refuted", "message": "AssertionError"}]
     (row,) = claim_table(Collected(refuted, said, docs))
     assert row["outcome"] == "refuted" and "refuted at 1 of 4 items: L00-H01" in row["detail"]
+
+
+def test_the_claims_across_shards_say_how_long_they_took_and_how_much_after_the_last_item():
+    # Three claims around a loop that ended at t = 10: one wholly before, one across, one after.
+    timed = [(4.0, 5.5), (9.0, 12.0), (12.0, 12.5)]
+    lines = Report(Path("/r"), "m", expected=1, recorded=1, claims=[HELD], claims_timed=timed, loop_end=10.0,
+                   shards=[{"name": "s", "computations": 1, "workers": "main", "seconds": 2.0}]).summary_lines()
+    assert "claims across shards: 5.0 s for 3 claims, 2.5 s of it after the last item" in lines
+    assert not any("claims across shards" in line for line in report(270, [HELD]).summary_lines())
