@@ -25,21 +25,16 @@ import gc
 import pytest
 
 
-def freeze() -> None:
-    """Every object alive now, out of the garbage collector's future sweeps."""
-    gc.freeze()
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
-    freeze()                            # pytest's, torch's and the plugin's modules
+    gc.freeze()                         # pytest's, torch's and the plugin's modules
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session):
-    freeze()                            # the items and what their modules imported (transformers)
+    gc.freeze()                         # the items and what their modules imported (transformers)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
-    freeze()                            # the run's rows, results and model, kept to the end
+    gc.freeze()                         # the run's rows, results and model, kept to the end

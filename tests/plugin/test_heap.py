@@ -10,8 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PROBE_CONFTEST = '''import gc
-import json
+PROBE_CONFTEST = '''import json
 import os
 
 import test_probe
