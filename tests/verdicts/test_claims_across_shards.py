@@ -136,3 +136,14 @@ def test_a_claim_is_ready_only_when_its_rows_are_complete_and_the_run_goes_on():
     reduce.session.shouldfail = False
     reduce.collected.rows["kind"].clear()
     assert not reduce.ready(says_held)                                  # no rows to read
+
+
+def test_an_emitted_claim_leaves_its_evaluation_times_for_the_verdict():
+    reduce = reduce_for()
+    reduce.config.hook = SimpleNamespace(pytest_runtest_logstart=lambda **_: None,
+                                         pytest_runtest_logreport=lambda **_: None,
+                                         pytest_runtest_logfinish=lambda **_: None)
+    reduce.collected.rows["kind"].append({"x": 1})
+    done = reduce.evaluate(says_held)
+    reduce.emit(done)
+    assert reduce.collected.claims_timed == [(done.start, done.stop)] and done.start <= done.stop
