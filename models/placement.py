@@ -2,7 +2,9 @@
 memory, and how a model too large for one GPU is spread over several.
 
     worker_device("cuda", "gw5", gpu_count=4)                  # "cuda:1": worker I uses GPU I mod count
-    worker_cap(16, model_bytes=3.1e9, available_bytes=32e9)     # (7, "why, in words")
+    worker_cap(16, model_bytes=3.1e9, available_bytes=32e9)     # (7, "why, in words"): a copy each
+    worker_cap(16, 3.1e9, 32e9, shared=True)                    # (16, ...): the weights' file mapped once
+    weights_shared(folder, "float32")                           # will the workers share the weights' pages?
     device_map(model, {0: 20e9, 1: 20e9})                       # {"transformer.h.0": 0, ...}
 
 Pure functions of their arguments (counts, bytes, a model skeleton): unit tested on a CPU
@@ -10,15 +12,20 @@ with made-up counts and sizes (tests/plugin/test_placement.py).
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 GIB = 2**30
 # What one worker holds besides the weights: Python, torch and transformers (~0.5 GiB
-# resident) plus a quarter of the weights for activations and the sweep's rows (measured:
-# -n 16 on GPT-2 Large, 3.1 GB of float32 weights, peaked at ~61 GiB, 3.8 GiB a worker).
+# resident) plus a quarter of the weights for activations and the sweep's rows (measured
+# 2026-12-06: a GPT-2 Large-shaped -n 2 study peaked at 3.98-4.15 GiB resident a worker, 3.0 GiB
+# of it the weights' file pages; SmolLM2 at 1.24-1.25 GiB, 0.5 GiB of it its weights').
 WORKER_OVERHEAD_BYTES = GIB // 2
 ACTIVATION_SHARE = 0.25
+# safetensors' names of the floating-point dtypes a run can ask for (models.loading.DTYPES).
+SAFETENSORS_DTYPE = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
+FLOATING = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
 
 
 def worker_device(device: str, worker: str | None, gpu_count: int) -> str:
@@ -37,23 +44,61 @@ def worker_device(device: str, worker: str | None, gpu_count: int) -> str:
     return f"cuda:{int(found.group(1)) % gpu_count}"
 
 
-def per_worker_bytes(model_bytes: int) -> int:
-    """Memory one CPU worker needs to hold the model and sweep it (see WORKER_OVERHEAD_BYTES)."""
-    return int(model_bytes * (1 + ACTIVATION_SHARE)) + WORKER_OVERHEAD_BYTES
+def per_worker_bytes(model_bytes: int, shared: bool = False) -> int:
+    """Memory one CPU worker needs of its own (see WORKER_OVERHEAD_BYTES): the activations and
+    Python, and a copy of the weights unless the workers share the weights' file pages
+    (`weights_shared`)."""
+    return (0 if shared else model_bytes) + int(model_bytes * ACTIVATION_SHARE) + WORKER_OVERHEAD_BYTES
 
 
-def worker_cap(requested: int, model_bytes: int, available_bytes: int) -> tuple[int, str]:
+def worker_cap(requested: int, model_bytes: int, available_bytes: int, shared: bool = False) -> tuple[int, str]:
     """(workers, why): at most `requested`, at least 1, and no more than fit in
-    `available_bytes` at per_worker_bytes(model_bytes) each."""
+    `available_bytes` at per_worker_bytes(model_bytes, shared) each; with shared weights their
+    file pages are counted once, for all workers."""
     if requested < 1:
         raise ValueError(f"{requested} workers requested: ask for at least 1")
-    each = per_worker_bytes(model_bytes)
-    fit = max(1, int(available_bytes // each))
+    each = per_worker_bytes(model_bytes, shared)
+    room = available_bytes - (model_bytes if shared else 0)
+    fit = max(1, int(room // each))
+    gib, model, available = each / GIB, model_bytes / GIB, available_bytes / GIB
+    if shared:
+        if fit >= requested:
+            return requested, (f"{requested} workers x {gib:.1f} GiB, and the weights' {model:.1f} GiB mapped once "
+                               f"for all of them, fit in {available:.1f} GiB available")
+        return fit, (f"capped from {requested} to {fit}: the weights' {model:.1f} GiB are mapped once for all "
+                     f"workers, each worker needs {gib:.1f} GiB more (activations + Python) and {available:.1f} GiB "
+                     f"is available")
     if fit >= requested:
-        return requested, (f"{requested} workers x {each / GIB:.1f} GiB (model {model_bytes / GIB:.1f} GiB) fit in "
-                           f"{available_bytes / GIB:.1f} GiB available")
-    return fit, (f"capped from {requested} to {fit}: each worker needs {each / GIB:.1f} GiB (model "
-                 f"{model_bytes / GIB:.1f} GiB + activations + Python) and {available_bytes / GIB:.1f} GiB is available")
+        return requested, f"{requested} workers x {gib:.1f} GiB (model {model:.1f} GiB) fit in {available:.1f} GiB available"
+    return fit, (f"capped from {requested} to {fit}: each worker needs {gib:.1f} GiB (model {model:.1f} GiB + "
+                 f"activations + Python) and {available:.1f} GiB is available")
+
+
+def safetensors_dtypes(path: str | Path) -> set[str]:
+    """The dtypes of a safetensors file's tensors ("F32", "BF16", ...), from its header alone
+    (8 bytes of length, then JSON); no tensor is read."""
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(length))
+    return {entry["dtype"] for name, entry in header.items() if name != "__metadata__"}
+
+
+def weights_shared(folder: str | Path, dtype: str) -> bool:
+    """Whether the CPU workers of a run in `dtype` will share the weights' pages: the checkpoint
+    is safetensors files only and every floating-point tensor in it is already in `dtype`.
+    transformers then maps the file and uses its pages as the parameters (no copy; the page
+    cache holds them once for every process; tests/plugin/test_placement.py checks this on a
+    tiny model against the process's own memory map). A .bin file, or a conversion to another
+    dtype, gives each worker a copy."""
+    folder = Path(folder)
+    if not folder.is_dir() or any(folder.glob("*.bin")) or dtype not in SAFETENSORS_DTYPE:
+        return False
+    files = sorted(folder.glob("*.safetensors"))
+    try:
+        floating = set().union(*(safetensors_dtypes(f) for f in files)) & FLOATING
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False                      # not a readable safetensors header: assume a copy each
+    return bool(files) and floating <= {SAFETENSORS_DTYPE[dtype]}
 
 
 def bytes_on_disk(folder: str | Path) -> int | None:

@@ -52,6 +52,24 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def mapped_weights_gib() -> float:
+    """How much of this process's resident memory is safetensors files mapped from disk: the
+    model's weights, whose pages the page cache holds once for every process that maps them
+    (models/placement.weights_shared). From Linux's /proc/self/smaps; 0.0 where it cannot be read."""
+    total, counting = 0, False
+    try:
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                first = line.split(maxsplit=1)[0] if line.strip() else ""
+                if not first.endswith(":"):                   # a mapping's header: address range ... path
+                    counting = line.rstrip().endswith(".safetensors")
+                elif counting and first == "Rss:":
+                    total += int(line.split()[1])             # KiB
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return total / 2**20
+
+
 class Reporting:
     def __init__(self, config):
         self.config = config
@@ -61,11 +79,13 @@ class Reporting:
         self.not_written: list[str] = []   # one line per report or file the disk refused
         self.interrupted = False
         self.peak_rss = {}                 # process -> GiB: the controller, and each xdist worker
+        self.mapped = {}                   # process -> GiB of it that is the weights' shared file pages
 
     @pytest.hookimpl(optionalhook=True)   # pytest-xdist's
     def pytest_testnodedown(self, node, error):
         if "peak_rss_gib" in getattr(node, "workeroutput", {}):
             self.peak_rss[node.gateway.id] = node.workeroutput["peak_rss_gib"]
+            self.mapped[node.gateway.id] = node.workeroutput.get("mapped_weights_gib", 0.0)
 
     def _collected(self):
         return self.config.pluginmanager.get_plugin("study-reduce").collected
@@ -141,14 +161,26 @@ class Reporting:
                     line for own in self.own for line in own.summary_lines()] + self.not_written:
                 terminalreporter.write_line(line)
             self.peak_rss["controller" if self.peak_rss else "this process"] = peak_rss_gib()
-            terminalreporter.write_line("peak resident memory: " + ", ".join(
-                f"{name} {gib:.2f} GiB" for name, gib in sorted(self.peak_rss.items())))
+            self.mapped["controller" if self.mapped else "this process"] = mapped_weights_gib()
+            terminalreporter.write_line(memory_line(self.peak_rss, self.mapped))
+
+
+def memory_line(peak: dict, mapped: dict) -> str:
+    """The verdict's memory line: each process's peak resident memory, and how much of it is the
+    weights' file pages, which every process maps and the machine holds once."""
+    line = "peak resident memory: " + ", ".join(f"{name} {gib:.2f} GiB" for name, gib in sorted(peak.items()))
+    shared = max(mapped.values(), default=0.0)
+    if shared >= 0.01:
+        line += (f"; up to {shared:.2f} GiB of a process's is the weights' file pages, mapped from disk and held "
+                 f"once for all processes")
+    return line
 
 
 def pytest_sessionfinish(session):
     config = session.config
     if hasattr(config, "workeroutput"):                  # an xdist worker: tell the controller
         config.workeroutput["peak_rss_gib"] = peak_rss_gib()
+        config.workeroutput["mapped_weights_gib"] = mapped_weights_gib()
 
 
 def pytest_configure(config):

@@ -1,9 +1,10 @@
 """How many xdist workers `-n auto` starts: no more than the memory holds, one per GPU on CUDA.
 
-xdist's own `-n auto` counts CPU cores only: -n 16 with GPT-2 Large needs ~61 GiB. Here the
-count is capped so that workers x (model + activations) fit in the memory available now
-(models/placement.worker_cap), and the header says what was chosen and why. An explicit
-`-n N` is kept as given.
+xdist's own `-n auto` counts CPU cores only. Here the count is capped so that the workers fit
+in the memory available now (models/placement.worker_cap): each worker's activations and
+Python, and the weights either once (a safetensors checkpoint already in the run's dtype: every
+worker maps the same file pages, models/placement.weights_shared) or once per worker (a copy
+each). The header says what was chosen and why. An explicit `-n N` is kept as given.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 NOTE = pytest.StashKey[str]()
 
 
-def _model_bytes(config) -> int | None:
-    """The size of the run's weight files, read without loading them (None: not on disk yet)."""
+def _checkpoint_folder(config):
+    """The folder of the run's weight files, found without loading them (None: not on disk yet,
+    or the model is unknown)."""
     from models.loading import ModelNotAvailable, resolve
     from models.placement import bytes_on_disk
 
@@ -25,7 +27,7 @@ def _model_bytes(config) -> int | None:
 
     folder = choice.source
     if bytes_on_disk(folder):
-        return bytes_on_disk(folder)
+        return Path(folder)
     if Path(str(folder)).is_absolute() or Path(str(folder)).exists():
         return None                       # a local folder not made yet (a bundled model before its conversion)
     from huggingface_hub import try_to_load_from_cache   # a hub id: the cached snapshot's folder
@@ -34,7 +36,7 @@ def _model_bytes(config) -> int | None:
         found = try_to_load_from_cache(str(choice.source), "config.json")
     except ValueError:                    # not a valid hub id either: size unknown
         return None
-    return bytes_on_disk(Path(found).parent) if isinstance(found, str) else None
+    return Path(found).parent if isinstance(found, str) and bytes_on_disk(Path(found).parent) else None
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)   # pytest-xdist's; absent under -p no:xdist
@@ -54,15 +56,17 @@ def pytest_xdist_auto_num_workers(config):
             return 1
         config.stash[NOTE] = f"workers: {count}, one per GPU (-n auto with --device cuda; worker gwI uses cuda:I)"
         return count
-    model_bytes = _model_bytes(config)
-    if model_bytes is None:
+    folder = _checkpoint_folder(config)
+    if folder is None:
         config.stash[NOTE] = f"workers: {requested} (one per core; the model's size is unknown until it is on disk)"
         return requested
     import psutil
 
-    from models.placement import worker_cap
+    from models.loading import default_dtype
+    from models.placement import bytes_on_disk, weights_shared, worker_cap
 
-    workers, why = worker_cap(requested, model_bytes, psutil.virtual_memory().available)
+    shared = weights_shared(folder, config.getoption("dtype") or default_dtype(device))
+    workers, why = worker_cap(requested, bytes_on_disk(folder), psutil.virtual_memory().available, shared)
     config.stash[NOTE] = f"workers: {workers} (-n auto: {why})"
     return workers
 

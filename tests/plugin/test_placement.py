@@ -3,10 +3,13 @@ memory sizes: which GPU each worker uses, how many CPU workers fit, how a model 
 over GPUs. The spread run itself needs two GPUs (skipped, with the reason, elsewhere)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from models.placement import GIB, bytes_on_disk, device_map, per_worker_bytes, plan_over_gpus, worker_cap, worker_device
+from models.placement import (GIB, bytes_on_disk, device_map, per_worker_bytes, plan_over_gpus, weights_shared,
+                              worker_cap, worker_device)
 
 
 @pytest.mark.parametrize("worker, count, expected", [
@@ -33,6 +36,79 @@ def test_gpt2_large_at_16_workers_is_capped_to_what_memory_holds():
     workers, why = worker_cap(16, gpt2_large, 32 * GIB)
     assert workers == 7
     assert why == "capped from 16 to 7: each worker needs 4.3 GiB (model 3.0 GiB + activations + Python) and 32.0 GiB is available"
+
+
+def test_shared_weights_are_counted_once_for_all_workers():
+    """Worked by hand: GPT-2 Large's 3.25 GB of float32 weights mapped once; each worker then
+    needs a quarter of them for activations and 0.5 GiB for Python: 0.8125 GB + 0.5 GiB."""
+    gpt2_large = 3_250_000_000
+    each = 0.25 * gpt2_large + GIB / 2
+    assert per_worker_bytes(gpt2_large, shared=True) == int(each)
+    assert worker_cap(16, gpt2_large, 32 * GIB, shared=True) == (
+        16, "16 workers x 1.3 GiB, and the weights' 3.0 GiB mapped once for all of them, fit in 32.0 GiB available")
+    fit = int((8 * GIB - gpt2_large) // int(each))                       # 3: (8 GiB - 3.03) / 1.26 GiB
+    assert fit == 3
+    assert worker_cap(16, gpt2_large, 8 * GIB, shared=True) == (
+        3, "capped from 16 to 3: the weights' 3.0 GiB are mapped once for all workers, each worker needs 1.3 GiB "
+           "more (activations + Python) and 8.0 GiB is available")
+    assert worker_cap(16, gpt2_large, 2 * GIB, shared=True)[0] == 1         # not even the weights fit: one worker
+    # the same machine without sharing: a copy each, 7 workers (the test above)
+    assert worker_cap(16, gpt2_large, 32 * GIB, shared=False)[0] == 7
+
+
+def _safetensors(folder, **tensors):
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({name: t.contiguous() for name, t in tensors.items()}, str(folder / "model.safetensors"))
+    return folder
+
+
+def test_weights_are_shared_only_from_safetensors_already_in_the_run_dtype(tmp_path):
+    w = torch.ones(4, 4)
+    f32 = _safetensors(tmp_path / "f32", weight=w, position_ids=torch.arange(4))    # integer buffers stay as they are
+    bf16 = _safetensors(tmp_path / "bf16", weight=w.bfloat16())
+    mixed = _safetensors(tmp_path / "mixed", weight=w, norm=w.bfloat16())
+    assert weights_shared(f32, "float32") and weights_shared(bf16, "bfloat16")
+    assert not weights_shared(f32, "bfloat16") and not weights_shared(bf16, "float32")   # a conversion: a copy each
+    assert not weights_shared(mixed, "float32") and not weights_shared(mixed, "bfloat16")
+    assert not weights_shared(f32, "float64")                                 # not a dtype a run can ask for
+    torch.save({"weight": w}, f32 / "pytorch_model.bin")
+    assert not weights_shared(f32, "float32")                                 # a .bin is read into memory
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.safetensors").write_bytes(b"\x00" * 16)
+    assert not weights_shared(tmp_path / "broken", "float32")                 # no header: assume a copy
+    assert not weights_shared(tmp_path / "missing", "float32") and not weights_shared(tmp_path, "float32")
+
+
+def _mapped_from(path) -> list[tuple[int, int]]:
+    """The address ranges of this process that map `path` (Linux's /proc/self/maps)."""
+    ranges = []
+    for line in open("/proc/self/maps"):
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].strip() == str(path):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            ranges.append((start, end))
+    return ranges
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc/self/maps")
+def test_loading_maps_the_weight_file_when_placement_says_the_weights_are_shared(tmp_path):
+    """The premise of weights_shared, against the operating system's own memory map: loaded in
+    the checkpoint's dtype, every parameter lies in the mapping of model.safetensors (its pages,
+    which every worker maps, are the parameters); converted, none does."""
+    from models.loading import load, resolve
+    from tests.helpers.tiny_models import tiny_gpt2_checkpoint
+
+    folder = Path(tiny_gpt2_checkpoint(tmp_path / "ckpt"))
+    weights = (folder / "model.safetensors").resolve()
+    for dtype, shared in (("float32", True), ("bfloat16", False)):
+        assert weights_shared(folder, dtype) is shared
+        model, _ = load(resolve(str(folder)), dtype=dtype)
+        ranges = _mapped_from(weights)
+        inside = [any(a <= p.data_ptr() < b for a, b in ranges) for p in model.parameters()]
+        assert all(inside) if shared else not any(inside), (dtype, sum(inside), len(inside))
+        del model
 
 
 def test_workers_that_fit_are_kept():
@@ -134,7 +210,7 @@ def test_n_auto_is_capped_by_memory_and_the_header_says_why(tmp_path):
 def test_the_worker_cap_does_not_fail_before_a_bundled_model_is_converted(tmp_path, monkeypatch):
     """A fresh machine (CI): the bundled model's folder does not exist yet. Its size is unknown,
     so -n auto keeps one worker per core; the hook must not ask the hub about a local path."""
-    from plugin.workers import _model_bytes
+    from plugin.workers import _checkpoint_folder
 
     monkeypatch.setenv("STUDY_CACHE", str(tmp_path / "empty-cache"))
 
@@ -142,4 +218,32 @@ def test_the_worker_cap_does_not_fail_before_a_bundled_model_is_converted(tmp_pa
         def getoption(self, name):
             return {"model": "smollm2-135m-instruct"}[name]
 
-    assert _model_bytes(Config()) is None
+    assert _checkpoint_folder(Config()) is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_the_verdict_counts_the_resident_pages_of_mapped_weight_files(tmp_path):
+    """mapped_weights_gib against the operating system: 32 MiB of a file named .safetensors,
+    mapped and every page touched, add 32 MiB; the same file under another name adds nothing."""
+    import mmap
+
+    from plugin.reporting import mapped_weights_gib
+
+    for name, expected in (("w.safetensors", 32 / 1024), ("w.other", 0.0)):
+        path = tmp_path / name
+        path.write_bytes(b"\1" * (32 * 2**20))
+        before = mapped_weights_gib()
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as pages:
+            assert sum(pages[i] for i in range(0, len(pages), 4096)) == len(pages) // 4096
+            during = mapped_weights_gib()
+        assert during - before == pytest.approx(expected, abs=0.002), name
+
+
+def test_the_memory_line_names_the_shared_weight_pages_only_where_there_are_some():
+    from plugin.reporting import memory_line
+
+    peak = {"controller": 0.25, "gw0": 4.15, "gw1": 3.98}
+    assert memory_line(peak, {"controller": 0.0, "gw0": 2.99, "gw1": 3.01}) == (
+        "peak resident memory: controller 0.25 GiB, gw0 4.15 GiB, gw1 3.98 GiB; up to 3.01 GiB of a process's is "
+        "the weights' file pages, mapped from disk and held once for all processes")
+    assert memory_line({"this process": 1.3}, {"this process": 0.0}) == "peak resident memory: this process 1.30 GiB"
