@@ -17,11 +17,12 @@ import re
 from pathlib import Path
 
 GIB = 2**30
-# What one worker holds besides the weights: Python, torch and transformers (~0.5 GiB
-# resident) plus a quarter of the weights for activations and the sweep's rows (measured
-# 2026-12-06: a GPT-2 Large-shaped -n 2 study peaked at 3.98-4.15 GiB resident a worker, 3.0 GiB
-# of it the weights' file pages; SmolLM2 at 1.24-1.25 GiB, 0.5 GiB of it its weights').
-WORKER_OVERHEAD_BYTES = GIB // 2
+# What one worker holds besides the weights: Python, torch and transformers (0.625 GiB) plus a
+# quarter of the weights for activations and the sweep's rows. Measured 2026-12-06 (-n 2
+# studies): a GPT-2 Large-shaped worker peaked at 3.98-4.15 GiB resident, 2.9 GiB of it the
+# weights' file pages, so about 1.0-1.1 GiB its own (estimate 1.38); a SmolLM2 worker at 1.25 GiB,
+# 0.5 of it the weights and 0.12 shared libraries, about 0.63 its own (estimate 0.76).
+WORKER_OVERHEAD_BYTES = 5 * GIB // 8
 ACTIVATION_SHARE = 0.25
 # safetensors' names of the floating-point dtypes a run can ask for (models.loading.DTYPES).
 SAFETENSORS_DTYPE = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
@@ -45,7 +46,7 @@ def worker_device(device: str, worker: str | None, gpu_count: int) -> str:
 
 
 def per_worker_bytes(model_bytes: int, shared: bool = False) -> int:
-    """Memory one CPU worker needs of its own (see WORKER_OVERHEAD_BYTES): the activations and
+    """Memory one CPU worker needs of its own (WORKER_OVERHEAD_BYTES, ACTIVATION_SHARE): the activations and
     Python, and a copy of the weights unless the workers share the weights' file pages
     (`weights_shared`)."""
     return (0 if shared else model_bytes) + int(model_bytes * ACTIVATION_SHARE) + WORKER_OVERHEAD_BYTES

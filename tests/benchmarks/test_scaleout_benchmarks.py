@@ -27,7 +27,7 @@ Goals: the largest shard <= 1/16 of the shard work; for the GPT-2 Large shape, 1
 
     SCALEOUT_WORKERS=16 python -m pytest tests/benchmarks/test_scaleout_benchmarks.py -k gpt2 --benchmark-only -s -p no:randomly
 
-(16 workers of the GPT-2 Large shape: the weights' 2.9 GiB once, shared, and about 1.2 GiB each.) SmolLM2's run is bound by its serial part (start-up, collection, model load,
+(16 workers of the GPT-2 Large shape: the weights' 2.9 GiB once, shared, and about 1.3 GiB each.) SmolLM2's run is bound by its serial part (start-up, collection, model load,
 claims, report: 8.6-12.1 s, 19.9-22.9% of its run on 2026-12-06), which caps its projection near 4x.
 Under xdist the claims across shards run on the controller beside the workers (plugin/reduce.py),
 but the -n 0 run this projection comes from evaluates them after its last item: the projection
