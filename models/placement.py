@@ -20,8 +20,8 @@ GIB = 2**30
 # What one worker holds besides the weights: Python, torch and transformers (0.625 GiB) plus a
 # quarter of the weights for activations and the sweep's rows. Measured 2026-12-06 (-n 2
 # studies): a GPT-2 Large-shaped worker peaked at 3.98-4.15 GiB resident, 2.9 GiB of it the
-# weights' file pages, so about 1.0-1.1 GiB its own (estimate 1.38); a SmolLM2 worker at 1.25 GiB,
-# 0.5 of it the weights and 0.12 shared libraries, about 0.63 its own (estimate 0.76).
+# weights' file pages, so about 1.0-1.1 GiB its own (estimate 1.35); a SmolLM2 worker at 1.25 GiB,
+# 0.5 of it the weights and 0.12 shared libraries, about 0.63 its own (estimate 0.75).
 WORKER_OVERHEAD_BYTES = 5 * GIB // 8
 ACTIVATION_SHARE = 0.25
 # safetensors' names of the floating-point dtypes a run can ask for (models.loading.DTYPES).
