@@ -27,6 +27,10 @@ ACTIVATION_SHARE = 0.25
 # safetensors' names of the floating-point dtypes a run can ask for (models.loading.DTYPES).
 SAFETENSORS_DTYPE = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
 FLOATING = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
+# config.json keys of a mixture of experts: transformers fuses the experts' tensors as it loads
+# them (tiny Qwen3-MoE: 30 of 36 parameters mapped, the fused experts copied), so each worker
+# holds its own copy of most of the weights.
+EXPERT_COUNTS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
 
 
 def worker_device(device: str, worker: str | None, gpu_count: int) -> str:
@@ -89,10 +93,16 @@ def weights_shared(folder: str | Path, dtype: str) -> bool:
     is safetensors files only and every floating-point tensor in it is already in `dtype`.
     transformers then maps the file and uses its pages as the parameters (no copy; the page
     cache holds them once for every process; tests/plugin/test_placement.py checks this on a
-    tiny model against the process's own memory map). A .bin file, or a conversion to another
-    dtype, gives each worker a copy."""
+    tiny model of every family against the process's own memory map). A .bin file, a conversion
+    to another dtype, or a mixture of experts (EXPERT_COUNTS) gives each worker a copy."""
     folder = Path(folder)
     if not folder.is_dir() or any(folder.glob("*.bin")) or dtype not in SAFETENSORS_DTYPE:
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    if any(isinstance(config.get(key), int) and config[key] > 0 for key in EXPERT_COUNTS):
         return False
     files = sorted(folder.glob("*.safetensors"))
     try:

@@ -10,6 +10,7 @@ import torch
 
 from models.placement import (GIB, bytes_on_disk, device_map, per_worker_bytes, plan_over_gpus, weights_shared,
                               worker_cap, worker_device)
+from tests.helpers.tiny_models import CASES, tiny
 
 
 @pytest.mark.parametrize("worker, count, expected", [
@@ -109,6 +110,21 @@ def test_loading_maps_the_weight_file_when_placement_says_the_weights_are_shared
         inside = [any(a <= p.data_ptr() < b for a, b in ranges) for p in model.parameters()]
         assert all(inside) if shared else not any(inside), (dtype, sum(inside), len(inside))
         del model
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc/self/maps")
+@pytest.mark.parametrize("case", ["gpt2", *CASES])
+def test_every_family_maps_its_weights_exactly_when_placement_says_so(tmp_path, case):
+    """weights_shared against the operating system for each family the engine knows: True where
+    every parameter of the float32 model lies in its checkpoint's mapping, False where transformers
+    copies any (a mixture of experts fuses its experts' tensors as it loads them)."""
+    import transformers
+
+    tiny(case).save_pretrained(tmp_path)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)  # as models.loading.load
+    ranges = _mapped_from((tmp_path / "model.safetensors").resolve())
+    inside = [any(a <= p.data_ptr() < b for a, b in ranges) for p in model.parameters()]
+    assert weights_shared(tmp_path, "float32") is all(inside), f"{sum(inside)} of {len(inside)} parameters mapped"
 
 
 def test_workers_that_fit_are_kept():
