@@ -124,6 +124,29 @@ def resolve(spec: str | None) -> ModelChoice:
     )
 
 
+def checkpoint_folder(spec: str | None) -> Path | None:
+    """The folder of a --model value's weight files, found without loading them: a local or
+    bundled model's folder, or a hub id's cached snapshot (None: not on disk yet, or unknown)."""
+    from models.placement import bytes_on_disk
+
+    try:
+        choice = resolve(spec)
+    except ModelNotAvailable:
+        return None                       # read_options says why, in one line, at configure
+    folder = choice.source
+    if bytes_on_disk(folder):
+        return Path(folder)
+    if Path(str(folder)).is_absolute() or Path(str(folder)).exists():
+        return None                       # a local folder not made yet (a bundled model before its conversion)
+    from huggingface_hub import try_to_load_from_cache   # a hub id: the cached snapshot's folder
+
+    try:
+        found = try_to_load_from_cache(str(choice.source), "config.json")
+    except ValueError:                    # not a valid hub id either: size unknown
+        return None
+    return Path(found).parent if isinstance(found, str) and bytes_on_disk(Path(found).parent) else None
+
+
 def converted_in_cache(choice: ModelChoice) -> bool:
     """Is `choice` a bundled model, converted into (and loaded from) cache_dir()?"""
     return choice.name in bundled.BUNDLED and choice.source == str(cache_dir() / choice.name)

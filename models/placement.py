@@ -88,6 +88,14 @@ def safetensors_dtypes(path: str | Path) -> set[str]:
     return {entry["dtype"] for name, entry in header.items() if name != "__metadata__"}
 
 
+def weight_files(folder: str | Path | None) -> set[str]:
+    """The real paths of a checkpoint's safetensors files (a Hugging Face cache's snapshot holds
+    links to its blobs, and a process's memory map names the blob): what mapped_weights_gib counts."""
+    if folder is None or not Path(folder).is_dir():
+        return set()
+    return {str(f.resolve()) for f in Path(folder).glob("*.safetensors")}
+
+
 def weights_shared(folder: str | Path, dtype: str) -> bool:
     """Whether the CPU workers of a run in `dtype` will share the weights' pages: the checkpoint
     is safetensors files only and every floating-point tensor in it is already in `dtype`.

@@ -52,22 +52,32 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def mapped_weights_gib() -> float:
-    """How much of this process's resident memory is safetensors files mapped from disk: the
-    model's weights, whose pages the page cache holds once for every process that maps them
-    (models/placement.weights_shared). From Linux's /proc/self/smaps; 0.0 where it cannot be read."""
+def mapped_weights_gib(files: set[str]) -> float:
+    """How much of this process's resident memory is the weight files `files` (real paths,
+    models/placement.weight_files) mapped from disk: pages the page cache holds once for every
+    process that maps them (models/placement.weights_shared). From Linux's /proc/self/smaps; 0.0
+    where it cannot be read."""
     total, counting = 0, False
     try:
         with open("/proc/self/smaps") as f:
             for line in f:
                 first = line.split(maxsplit=1)[0] if line.strip() else ""
                 if not first.endswith(":"):                   # a mapping's header: address range ... path
-                    counting = line.rstrip().endswith(".safetensors")
+                    fields = line.split(maxsplit=5)
+                    counting = len(fields) == 6 and fields[5].strip() in files
                 elif counting and first == "Rss:":
                     total += int(line.split()[1])             # KiB
     except (OSError, ValueError, IndexError):
         return 0.0
     return total / 2**20
+
+
+def run_weights_gib(config) -> float:
+    """mapped_weights_gib of this run's model (its checkpoint's files; 0.0 for none on disk)."""
+    from models.loading import checkpoint_folder
+    from models.placement import weight_files
+
+    return mapped_weights_gib(weight_files(checkpoint_folder(config.getoption("model"))))
 
 
 class Reporting:
@@ -161,7 +171,7 @@ class Reporting:
                     line for own in self.own for line in own.summary_lines()] + self.not_written:
                 terminalreporter.write_line(line)
             self.peak_rss["controller" if self.peak_rss else "this process"] = peak_rss_gib()
-            self.mapped["controller" if self.mapped else "this process"] = mapped_weights_gib()
+            self.mapped["controller" if self.mapped else "this process"] = run_weights_gib(self.config)
             terminalreporter.write_line(memory_line(self.peak_rss, self.mapped))
 
 
@@ -170,7 +180,9 @@ def memory_line(peak: dict, mapped: dict) -> str:
     weights' file pages, which every process maps and the machine holds once."""
     line = "peak resident memory: " + ", ".join(f"{name} {gib:.2f} GiB" for name, gib in sorted(peak.items()))
     shared = max(mapped.values(), default=0.0)
-    if shared >= 0.01:
+    if shared >= 0.01 and len(peak) == 1:
+        line += f"; {shared:.2f} GiB of it is the weights' file pages, mapped from disk"
+    elif shared >= 0.01:
         line += (f"; up to {shared:.2f} GiB of a process's is the weights' file pages, mapped from disk and held "
                  f"once for all processes")
     return line
@@ -180,7 +192,7 @@ def pytest_sessionfinish(session):
     config = session.config
     if hasattr(config, "workeroutput"):                  # an xdist worker: tell the controller
         config.workeroutput["peak_rss_gib"] = peak_rss_gib()
-        config.workeroutput["mapped_weights_gib"] = mapped_weights_gib()
+        config.workeroutput["mapped_weights_gib"] = run_weights_gib(config)
 
 
 def pytest_configure(config):

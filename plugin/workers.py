@@ -13,32 +13,6 @@ import pytest
 NOTE = pytest.StashKey[str]()
 
 
-def _checkpoint_folder(config):
-    """The folder of the run's weight files, found without loading them (None: not on disk yet,
-    or the model is unknown)."""
-    from models.loading import ModelNotAvailable, resolve
-    from models.placement import bytes_on_disk
-
-    try:
-        choice = resolve(config.getoption("model"))
-    except ModelNotAvailable:
-        return None                       # read_options says why, in one line, at configure
-    from pathlib import Path
-
-    folder = choice.source
-    if bytes_on_disk(folder):
-        return Path(folder)
-    if Path(str(folder)).is_absolute() or Path(str(folder)).exists():
-        return None                       # a local folder not made yet (a bundled model before its conversion)
-    from huggingface_hub import try_to_load_from_cache   # a hub id: the cached snapshot's folder
-
-    try:
-        found = try_to_load_from_cache(str(choice.source), "config.json")
-    except ValueError:                    # not a valid hub id either: size unknown
-        return None
-    return Path(found).parent if isinstance(found, str) and bytes_on_disk(Path(found).parent) else None
-
-
 @pytest.hookimpl(tryfirst=True, optionalhook=True)   # pytest-xdist's; absent under -p no:xdist
 def pytest_xdist_auto_num_workers(config):
     from xdist.plugin import pytest_xdist_auto_num_workers as cores
@@ -56,7 +30,9 @@ def pytest_xdist_auto_num_workers(config):
             return 1
         config.stash[NOTE] = f"workers: {count}, one per GPU (-n auto with --device cuda; worker gwI uses cuda:I)"
         return count
-    folder = _checkpoint_folder(config)
+    from models.loading import checkpoint_folder
+
+    folder = checkpoint_folder(config.getoption("model"))
     if folder is None:
         config.stash[NOTE] = f"workers: {requested} (one per core; the model's size is unknown until it is on disk)"
         return requested

@@ -226,33 +226,38 @@ def test_n_auto_is_capped_by_memory_and_the_header_says_why(tmp_path):
 def test_the_worker_cap_does_not_fail_before_a_bundled_model_is_converted(tmp_path, monkeypatch):
     """A fresh machine (CI): the bundled model's folder does not exist yet. Its size is unknown,
     so -n auto keeps one worker per core; the hook must not ask the hub about a local path."""
-    from plugin.workers import _checkpoint_folder
+    from models.loading import checkpoint_folder
 
     monkeypatch.setenv("STUDY_CACHE", str(tmp_path / "empty-cache"))
 
-    class Config:
-        def getoption(self, name):
-            return {"model": "smollm2-135m-instruct"}[name]
-
-    assert _checkpoint_folder(Config()) is None
+    assert checkpoint_folder("smollm2-135m-instruct") is None
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
-def test_the_verdict_counts_the_resident_pages_of_mapped_weight_files(tmp_path):
-    """mapped_weights_gib against the operating system: 32 MiB of a file named .safetensors,
-    mapped and every page touched, add 32 MiB; the same file under another name adds nothing."""
+def test_the_verdict_counts_the_resident_pages_of_the_runs_weight_files(tmp_path):
+    """mapped_weights_gib against the operating system: 32 MiB of a checkpoint's file, mapped
+    through the link a Hugging Face snapshot holds and every page touched, add 32 MiB; a file that
+    is not the checkpoint's adds nothing."""
     import mmap
+    import os
 
+    from models.placement import weight_files
     from plugin.reporting import mapped_weights_gib
 
-    for name, expected in (("w.safetensors", 32 / 1024), ("w.other", 0.0)):
-        path = tmp_path / name
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "snapshot").mkdir()
+    blob, other = tmp_path / "blobs" / "3f2a9c", tmp_path / "other.safetensors"
+    for path in (blob, other):
         path.write_bytes(b"\1" * (32 * 2**20))
-        before = mapped_weights_gib()
+    os.symlink(blob, tmp_path / "snapshot" / "model.safetensors")
+    files = weight_files(tmp_path / "snapshot")
+    assert files == {str(blob.resolve())}
+    for path, expected in ((tmp_path / "snapshot" / "model.safetensors", 32 / 1024), (other, 0.0)):
+        before = mapped_weights_gib(files)
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as pages:
             assert sum(pages[i] for i in range(0, len(pages), 4096)) == len(pages) // 4096
-            during = mapped_weights_gib()
-        assert during - before == pytest.approx(expected, abs=0.002), name
+            during = mapped_weights_gib(files)
+        assert during - before == pytest.approx(expected, abs=0.002), path.name
 
 
 def test_the_memory_line_names_the_shared_weight_pages_only_where_there_are_some():
@@ -263,3 +268,5 @@ def test_the_memory_line_names_the_shared_weight_pages_only_where_there_are_some
         "peak resident memory: controller 0.25 GiB, gw0 4.15 GiB, gw1 3.98 GiB; up to 3.01 GiB of a process's is "
         "the weights' file pages, mapped from disk and held once for all processes")
     assert memory_line({"this process": 1.3}, {"this process": 0.0}) == "peak resident memory: this process 1.30 GiB"
+    assert memory_line({"this process": 1.27}, {"this process": 0.5}) == (
+        "peak resident memory: this process 1.27 GiB; 0.50 GiB of it is the weights' file pages, mapped from disk")
