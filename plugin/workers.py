@@ -30,7 +30,7 @@ def pytest_xdist_auto_num_workers(config):
             return 1
         config.stash[NOTE] = f"workers: {count}, one per GPU (-n auto with --device cuda; worker gwI uses cuda:I)"
         return count
-    from models.loading import checkpoint_folder
+    from models.loading import checkpoint_folder, default_dtype
 
     folder = checkpoint_folder(config.getoption("model"))
     if folder is None:
@@ -38,7 +38,6 @@ def pytest_xdist_auto_num_workers(config):
         return requested
     import psutil
 
-    from models.loading import default_dtype
     from models.placement import bytes_on_disk, weights_shared, worker_cap
 
     shared = weights_shared(folder, config.getoption("dtype") or default_dtype(device))
