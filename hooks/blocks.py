@@ -150,15 +150,15 @@ def _norm_or_identity(block, name):
 
 @torch.no_grad()
 def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int], sites: tuple,
-         complement: bool = False, values: torch.Tensor | None = None) -> torch.Tensor:
+         complement: bool = False, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Block `layer`'s output at each site, with each of `heads` silenced there
     (complement=True: every head of the block BUT that one silenced; values [n_sites,
     n_heads, head_dim]: head h at site i replaced by values[i, h] instead of zeros).
 
     sites: (rows, tokens), two LongTensors [n_sites]: prompt rows[i] at column tokens[i].
-    Returns [n_sites, len(heads) + 1, d]: per site one row per head, then a CLEAN row
-    (nothing edited) that the caller compares with the clean pass to check that this
-    family's row in ARCHITECTURES describes its block correctly.
+    Returns ([n_sites, len(heads), d]: per site one row per head, [d]: a CLEAN row of site 0,
+    nothing edited, that the caller compares with the clean pass to check that this family's
+    row in ARCHITECTURES describes its block correctly).
 
     Why this is exact: silencing head h of block L at token t changes nothing before the
     output projection of block L, and after it only position t (the rest of the block is
@@ -184,11 +184,24 @@ def tail(model, layout: Layout, run: CleanRun, layer: int, heads: list[int], sit
     # as it rescales the projection: there it is computed whole.
     projected = _project(layout.out_proj(model, layer), heads_in_site, run.heads_in[layer][rows, tokens], heads, hd,
                          whole=complement or bool(arch.attn_out_norm))
-    attn = _norm_or_identity(block, arch.attn_out_norm)(projected)
-    mid = x + attn
-    # Parallel blocks feed the MLP the block input, the same for every edited copy.
+    attn = _norm_or_identity(block, arch.attn_out_norm)(_rows(projected, len(heads)))
+    mid = _rows(x, len(heads)) + attn
+    # Parallel blocks feed the MLP the block input, the same for every edited copy: once per site.
     mlp = _as_tensor(get_attribute(block, arch.mlp)(_norm_or_identity(block, arch.mlp_norm)(x if layout.parallel else mid)))
-    return mid + _norm_or_identity(block, arch.mlp_out_norm)(mlp)
+    if layout.parallel:
+        mlp = _rows(mlp, len(heads))
+    out = (mid + _norm_or_identity(block, arch.mlp_out_norm)(mlp))[0]
+    return out[:-1].view(len(rows), len(heads), -1), out[-1]
+
+
+def _rows(per_site: torch.Tensor, n_edited: int) -> torch.Tensor:
+    """[n_sites, n_edited + 1 (or 1: the same for every copy), d] -> [1, n_sites * n_edited + 1, d]:
+    every site's edited copies, then ONE clean row, site 0's. Every site's clean row would check
+    the same computation, so the others are dropped before the MLP (24 prompts of a padded
+    batch, 20 heads: 481 rows through it, not 504)."""
+    n_sites, _, d = per_site.shape
+    edited = per_site.expand(-1, n_edited + 1, -1)[:, :n_edited].reshape(1, n_sites * n_edited, d)
+    return torch.cat([edited, per_site[:1, -1:]], 1)
 
 
 def _input_major_weight(proj) -> torch.Tensor | None:

@@ -45,6 +45,7 @@ from typing import Sequence
 
 import torch
 
+from hooks import allocation
 from hooks.ablate import ablate
 from hooks.architectures import get_attribute, layout_of
 from hooks.blocks import Resumer, clean_run, tail, why_not_resumable
@@ -195,7 +196,7 @@ def _empty(model, req: Request) -> torch.Tensor:
     """The result, NaN everywhere (padding columns stay NaN): [n_jobs, layers, heads, positions, d]."""
     d = model.config.hidden_size
     shape = (len(req.jobs), len(req.layers), len(req.heads), len(req.positions), d)
-    return torch.full(shape, float("nan"), device=req.input_ids.device)
+    return allocation.empty(shape, device=req.input_ids.device).fill_(float("nan"))
 
 
 def _each_prompt_alone(model, layout, req: Request, engine) -> torch.Tensor:
@@ -308,11 +309,11 @@ def _fast(model, layout, req: Request, keep: dict | None = None) -> torch.Tensor
     rows, tokens = (torch.tensor(v, device=device) for v in zip(*req.jobs))
     edited_outputs, unreproduced = {}, []
     for L in sorted(set(req.layers)):
-        edited = tail(model, layout, run, L, req.heads, (rows, tokens), req.complement,
-                      values=None if values is None else values[:, L])
-        if not _close(edited[:, -1], run.block_out[L][rows, tokens]):
+        edited, probe = tail(model, layout, run, L, req.heads, (rows, tokens), req.complement,
+                             values=None if values is None else values[:, L])
+        if not _close(probe, run.block_out[L][rows[0], tokens[0]]):
             unreproduced.append(L)
-        edited_outputs[L] = edited[:, :-1]          # [n_jobs, len(heads), d]
+        edited_outputs[L] = edited                  # [n_jobs, len(heads), d]
 
     pos = torch.tensor(req.positions, device=device)
     if req.readout == "block":
@@ -341,15 +342,24 @@ def _block_readout(model, layout, req, run, edited_outputs, unreproduced, pos) -
     padding = (pos < starts[:, None]) | (pos >= ends[:, None])                       # [n_jobs, positions]
     clean = torch.stack([run.hidden[L + 1][rows][:, pos] for L in req.layers], 1).float()
     clean.masked_fill_(padding[:, None, :, None], float("nan"))                      # [n_jobs, layers, positions, d]
-    out = clean[:, :, None].expand(-1, -1, len(req.heads), -1, -1).contiguous()
+    out = allocation.empty((*clean.shape[:2], len(req.heads), *clean.shape[2:]), device=device)
+    out.copy_(clean[:, :, None].expand_as(out))
+    done = []
     for i, L in enumerate(req.layers):
         if L in unreproduced:
             _fallback(f"the re-run tail of block {L} does not reproduce the clean pass")
             out[:, i] = _naive(model, layout, dataclasses.replace(req, layers=[L]))[:, 0]
-            continue
-        at_t = edited_outputs[L] if L + 1 < n else final_norm(edited_outputs[L])   # hidden_states[n] is normed
-        for j, (b, t) in enumerate(req.jobs):
-            out[j, i][:, pos == t] = at_t[j].float()[:, None]
+        else:
+            done.append(i)
+    if not done:
+        return out
+    # hidden_states[n] is normed: the last block's rows go through the final norm.
+    layers = [req.layers[i] for i in done]
+    at_t = torch.stack([edited_outputs[L] if L + 1 < n else final_norm(edited_outputs[L]) for L in layers], 1)
+    # One write of every token column: job j's token is column c of the result (each such c).
+    tokens = torch.tensor([t for _, t in req.jobs], device=device)
+    j, c = (pos[None, :] == tokens[:, None]).nonzero(as_tuple=True)
+    out[j[:, None], torch.tensor(done, device=device)[None, :], :, c[:, None]] = at_t[j].float()
     return out
 
 

@@ -186,3 +186,28 @@ def test_a_row_wrong_only_after_the_block_is_caught_by_the_final_probe(monkeypat
     with pytest.warns(RuntimeWarning, match="re-run blocks do not reproduce the clean pass"):
         fast = sweep(model, ids, 1, "final")
     assert_exact(fast, naive, "final after the fallback")
+
+
+@pytest.mark.parametrize("case", ["gpt2", "gpt_neox"])
+def test_the_tail_runs_one_clean_probe_row_per_block_not_one_per_site(case):
+    """Every site's clean row would check the same computation, so block L's MLP sees, after
+    the clean pass, each site's edited rows and ONE clean row (site 0's): 3 prompts x 4 heads
+    + 1 rows, not 3 x 5. A parallel block (GPT-NeoX) runs its MLP once per site instead, on
+    the block input that every edited copy shares. The numbers stay exact on the fast path."""
+    model = tiny(case)
+    layout = layout_of(model)
+    raw = torch.randint(1, 100, (3, 7), generator=torch.Generator().manual_seed(2))
+    ids, mask = padded(raw, [7, 4, 5], [0, 3, 0])
+    tokens = torch.tensor([2, 5, 4])
+    naive = sweep(model, ids, tokens, "block", attention_mask=mask, engine="naive", layers=[1])
+    mlp = getattr(layout.blocks(model)[1], "mlp")
+    rows_through = []
+    handle = mlp.register_forward_pre_hook(lambda module, args: rows_through.append(args[0].shape[:-1].numel()))
+    try:
+        with fast_path_only():
+            fast = sweep(model, ids, tokens, "block", attention_mask=mask, layers=[1])
+    finally:
+        handle.remove()
+    assert_exact_with_padding(fast, naive)
+    assert len(rows_through) == 2, rows_through                 # the clean pass, then the tail
+    assert rows_through[1] == (3 if layout.parallel else 3 * layout.n_heads + 1), rows_through

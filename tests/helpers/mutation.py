@@ -75,6 +75,7 @@ ENGINE = Subset("engine", (
     "tests/engine/test_sweep_padded.py",
     "tests/engine/test_ablation_kinds.py",
     "tests/engine/test_sweep_and_clean.py",
+    "tests/engine/test_result_memory.py",
 ), ("-k", "not smollm2 and not gemma3_270m"))    # no preload: a fork of a process that imported torch risks its thread pools
 # The verdict's quick tests on synthetic data (no model). --noconftest skips the suite's
 # plugin, whose import of torch would cost every mutant ~2 s; the Hypothesis profiles are
