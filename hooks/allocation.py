@@ -13,7 +13,7 @@ mapping alive: the mapping goes when the tensor does.
 
 Anywhere else (a device other than the CPU, a result under HUGE_PAGE_MIN_BYTES, a system
 without MADV_HUGEPAGE, huge pages switched off in /sys/kernel/mm/transparent_hugepage/enabled,
-or a mapping the system refuses) it is torch.empty. The numbers are the same either way
+THP_MEM_ALLOC_ENABLE=0 in the environment, or a mapping the system refuses) it is torch.empty. The numbers are the same either way
 (tests/engine/test_result_memory.py): only where the memory comes from differs.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import mmap
+import os
 from pathlib import Path
 
 import torch
@@ -29,6 +30,10 @@ import torch
 # mapping costs two system calls, a 4 KiB page's first write one fault, and 8 MiB are 2,048 faults.
 HUGE_PAGE_MIN_BYTES = 8 * 2**20
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+# torch's own switch for huge pages, which the plugin sets to "1" (plugin/options.HUGE_PAGES;
+# the plugin's controller runs without torch, so it cannot import this module). "0" is a
+# user's "keep 4 KB pages", and the sweep's result keeps them too.
+TORCH_HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,7 +56,8 @@ def empty(shape, dtype: torch.dtype = torch.float32, device: torch.device | str 
     device = torch.get_default_device() if device is None else torch.device(device)
     count = math.prod(shape)
     nbytes = count * dtype.itemsize
-    if device.type != "cpu" or nbytes < HUGE_PAGE_MIN_BYTES or not huge_pages_offered():
+    declined = os.environ.get(TORCH_HUGE_PAGES, "").strip() == "0"
+    if device.type != "cpu" or nbytes < HUGE_PAGE_MIN_BYTES or declined or not huge_pages_offered():
         return torch.empty(shape, dtype=dtype, device=device)
     try:
         memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)

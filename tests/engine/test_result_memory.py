@@ -5,7 +5,8 @@ and that the numbers do not depend on it.
 - Above the threshold, on a Linux that offers huge pages, the tensor is its own private
   anonymous mapping that the kernel counts as eligible for huge pages, and the mapping goes
   when the tensor does.
-- Below it, or where the mapping fails, it is torch.empty.
+- Below it, where the mapping fails, or where THP_MEM_ALLOC_ENABLE=0 says "keep 4 KB pages"
+  (the plugin's switch, plugin/options.HUGE_PAGES), it is torch.empty.
 - The setting is read as the kernel writes it (the selected mode in brackets).
 - A sweep takes that path for its result (block and final readouts), and gives the same
   numbers, bit for bit, as with torch.empty.
@@ -13,7 +14,7 @@ and that the numbers do not depend on it.
 from __future__ import annotations
 
 import gc
-import importlib
+import os
 import sys
 
 import pytest
@@ -22,8 +23,10 @@ import torch
 from hooks import allocation, sweep
 from tests.engine.test_sweep_exact import tiny_model
 
-linux_huge_pages = pytest.mark.skipif(not sys.platform.startswith("linux") or not allocation.huge_pages_offered(),
-                                      reason="transparent huge pages are a Linux feature, switched off here")
+linux_huge_pages = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not allocation.huge_pages_offered()
+    or os.environ.get(allocation.TORCH_HUGE_PAGES) == "0",
+    reason="transparent huge pages are a Linux feature, switched off here (by the kernel or THP_MEM_ALLOC_ENABLE=0)")
 
 
 def _mapping_of(address: int) -> dict | None:
@@ -119,3 +122,15 @@ def test_a_sweep_takes_the_huge_page_path_and_its_numbers_do_not_depend_on_it(re
     assert "hg" in _mapping_of(huge.data_ptr())["VmFlags"]
     assert torch.equal(huge.isnan(), plain.isnan())
     assert torch.equal(huge.nan_to_num(), plain.nan_to_num())
+
+
+def test_the_plugins_switch_set_to_0_keeps_the_result_on_4_kb_pages(monkeypatch):
+    """THP_MEM_ALLOC_ENABLE=0 is the README's way to keep 4 KB pages; the sweep's result obeys it
+    too, and the name is the plugin's (the two cannot share one constant: hooks/ is below plugin/)."""
+    from plugin.options import HUGE_PAGES
+
+    assert allocation.TORCH_HUGE_PAGES == HUGE_PAGES
+    monkeypatch.setenv(HUGE_PAGES, "0")
+    monkeypatch.setattr(allocation.mmap, "mmap", lambda *a, **k: pytest.fail("mapped although the switch says 0"))
+    out = allocation.empty((allocation.HUGE_PAGE_MIN_BYTES // 4 + 1,))
+    assert out.numel() == allocation.HUGE_PAGE_MIN_BYTES // 4 + 1
